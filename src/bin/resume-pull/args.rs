@@ -1,0 +1,143 @@
+//! Command-line parsing for `resume-pull`. Hand-written: the grammar is small and a parser crate
+//! would be the biggest dependency of the binary.
+
+use std::path::PathBuf;
+
+pub const USAGE: &str = "\
+resume-pull — resumable, verified Hugging Face model downloads
+
+USAGE:
+    resume-pull [OPTIONS] <REPO[:VARIANT]>
+
+ARGS:
+    <REPO[:VARIANT]>      Repository id (org/name), optionally with a GGUF variant (org/name:Q4_K_M)
+
+OPTIONS:
+    --revision <REV>      Branch, tag, commit sha or refs/pr/N [default: main]
+    --cache-dir <DIR>     Cache root [default: HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub]
+    --endpoint <URL>      Hub endpoint [default: HF_ENDPOINT or https://huggingface.co]
+    --token <TOKEN>       Access token [default: HF_TOKEN, HUGGING_FACE_HUB_TOKEN, token file]
+    --include <GLOB>      Only files matching GLOB (repeatable)
+    --exclude <GLOB>      Skip files matching GLOB (repeatable)
+    --with <REPO:PATH>    Also pull this exact file from another repository (repeatable)
+    --dry-run             Print where every file's bytes would come from; write nothing
+    --json                Newline-delimited JSON events on stdout; last line is the result
+    --quiet               No progress output (errors are still printed)
+    -h, --help            Print this help
+    -V, --version         Print the version
+
+EXIT CODES:
+    0 success, 1 failure, 2 usage error, 130 interrupted (partials are kept; run again to resume)
+";
+
+/// Parsed command line.
+#[derive(Debug, Default)]
+pub struct Args {
+    pub repo: String,
+    pub revision: Option<String>,
+    pub cache_dir: Option<PathBuf>,
+    pub endpoint: Option<String>,
+    pub token: Option<String>,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub with: Vec<String>,
+    pub dry_run: bool,
+    pub json: bool,
+    pub quiet: bool,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    Pull(Args),
+    Help,
+    Version,
+}
+
+/// Parses arguments (without the program name). `Err` holds a usage message.
+pub fn parse(mut argv: impl Iterator<Item = std::ffi::OsString>) -> Result<Command, String> {
+    let mut args = Args::default();
+    let mut repo: Option<String> = None;
+    let mut only_positional = false;
+    while let Some(raw) = argv.next() {
+        let arg = raw
+            .into_string()
+            .map_err(|a| format!("argument {a:?} is not valid UTF-8"))?;
+        if only_positional || !arg.starts_with('-') || arg == "-" {
+            if repo.replace(arg.clone()).is_some() {
+                return Err(format!("unexpected extra argument {arg:?}"));
+            }
+            continue;
+        }
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |what: &str| -> Result<String, String> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => argv
+                    .next()
+                    .ok_or_else(|| format!("{name} needs a value ({what})"))?
+                    .into_string()
+                    .map_err(|a| format!("value {a:?} of {name} is not valid UTF-8")),
+            }
+        };
+        match name.as_str() {
+            "--" => only_positional = true,
+            "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
+            "--revision" => args.revision = Some(value("REV")?),
+            "--cache-dir" => args.cache_dir = Some(PathBuf::from(value("DIR")?)),
+            "--endpoint" => args.endpoint = Some(value("URL")?),
+            "--token" => args.token = Some(value("TOKEN")?),
+            "--include" => args.include.push(value("GLOB")?),
+            "--exclude" => args.exclude.push(value("GLOB")?),
+            "--with" => args.with.push(value("REPO:PATH")?),
+            "--dry-run" => args.dry_run = true,
+            "--json" => args.json = true,
+            "--quiet" | "-q" => args.quiet = true,
+            _ => return Err(format!("unknown option {name}")),
+        }
+        if inline.is_some() && matches!(name.as_str(), "--dry-run" | "--json" | "--quiet") {
+            return Err(format!("{name} takes no value"));
+        }
+    }
+    args.repo = repo.ok_or("missing <REPO[:VARIANT]>")?;
+    Ok(Command::Pull(args))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(v: &[&str]) -> Result<Command, String> {
+        parse(v.iter().map(std::ffi::OsString::from))
+    }
+
+    #[test]
+    fn parses_flags_and_repeats() {
+        let Ok(Command::Pull(a)) = p(&[
+            "--include",
+            "*.json",
+            "--include=*.gguf",
+            "o/n:Q4",
+            "--json",
+        ]) else {
+            panic!("should parse");
+        };
+        assert_eq!(a.repo, "o/n:Q4");
+        assert_eq!(a.include, ["*.json", "*.gguf"]);
+        assert!(a.json);
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert!(p(&[]).is_err());
+        assert!(p(&["a/b", "c/d"]).is_err());
+        assert!(p(&["--bogus", "a/b"]).is_err());
+        assert!(p(&["a/b", "--revision"]).is_err());
+        assert!(p(&["--json=1", "a/b"]).is_err());
+        assert!(matches!(p(&["--help", "x"]), Ok(Command::Help)));
+    }
+}

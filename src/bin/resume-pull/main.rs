@@ -1,0 +1,206 @@
+//! `resume-pull`: pull a Hugging Face model into the local cache, resuming whatever is on disk.
+
+mod args;
+mod render;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use lemon_pull::progress::Source;
+use lemon_pull::{CancelToken, Component, Error, Flow, PullOptions, PullOutcome, Status};
+use serde_json::json;
+
+use args::{Args, Command, USAGE};
+use render::{Mode, Renderer, bytes, println_json, source_name};
+
+/// Exit status after SIGINT/SIGTERM, as shells report a death by SIGINT.
+const EXIT_INTERRUPTED: u8 = 130;
+/// If the pull has not wound down this long after a signal, exit anyway (the partial on disk is
+/// always a valid prefix, so nothing is lost).
+const FORCE_EXIT_AFTER: Duration = Duration::from_secs(3);
+
+fn main() -> ExitCode {
+    match args::parse(std::env::args_os().skip(1)) {
+        Ok(Command::Help) => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Ok(Command::Version) => {
+            println!("resume-pull {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Ok(Command::Pull(a)) => run(a),
+        Err(msg) => {
+            eprintln!("error: {msg}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(a: Args) -> ExitCode {
+    let mode = if a.json {
+        Mode::Json
+    } else if a.quiet {
+        Mode::Quiet
+    } else if std::io::stderr().is_terminal() {
+        Mode::Bar
+    } else {
+        Mode::Lines
+    };
+    let token = CancelToken::new();
+    let interrupted = install_signal_handler(&token);
+
+    let mut opts = PullOptions::new(a.repo.clone());
+    for spec in &a.with {
+        match Component::parse(spec) {
+            Ok(c) => opts.components.push(c),
+            Err(e) => {
+                eprintln!("error: {e}\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    opts.revision = a.revision;
+    opts.cache_dir = a.cache_dir;
+    opts.endpoint = a.endpoint;
+    opts.token = a.token;
+    opts.include = a.include;
+    opts.exclude = a.exclude;
+    opts.dry_run = a.dry_run;
+    opts.cancel = Some(token);
+
+    let mut renderer = Renderer::new(mode);
+    let result = lemon_pull::pull(&opts, &mut |ev: &lemon_pull::Event<'_>| {
+        renderer.event(ev);
+        Flow::Continue
+    });
+    let was_interrupted = interrupted.is_some_and(|f| f.load(Ordering::SeqCst));
+    match result {
+        Ok(outcome) => {
+            report_success(&mut renderer, &outcome);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            report_failure(&mut renderer, &a.repo, &e);
+            if was_interrupted || e.status() == Status::Cancelled {
+                ExitCode::from(EXIT_INTERRUPTED)
+            } else if e.status() == Status::InvalidArgument {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+/// First SIGINT/SIGTERM cancels the pull (partials are kept); if it has not returned within
+/// [`FORCE_EXIT_AFTER`], or a second signal arrives, the process exits with 130 regardless.
+fn install_signal_handler(token: &CancelToken) -> Option<&'static AtomicBool> {
+    static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+    let token = token.clone();
+    let installed = ctrlc::set_handler(move || {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(EXIT_INTERRUPTED.into());
+        }
+        token.cancel();
+        std::thread::spawn(|| {
+            std::thread::sleep(FORCE_EXIT_AFTER);
+            std::process::exit(EXIT_INTERRUPTED.into());
+        });
+    });
+    installed.ok().map(|()| &INTERRUPTED)
+}
+
+fn report_success(r: &mut Renderer, o: &PullOutcome) {
+    let t = &o.totals;
+    if r.mode() == Mode::Json {
+        println_json(&json!({
+            "status": "ok",
+            "repo": o.repo,
+            "revision": o.revision,
+            "commit": o.commit,
+            "snapshot_path": o.snapshot_path.display().to_string(),
+            "dry_run": o.dry_run,
+            "bytes_downloaded": t.bytes_downloaded,
+            "bytes_reused": t.bytes_reused,
+            "bytes_salvaged": t.bytes_salvaged,
+            "files": o.files,
+            "repos": o.repos.iter().map(|r| json!({
+                "repo": r.repo, "revision": r.revision, "commit": r.commit,
+                "snapshot_path": r.snapshot_path.display().to_string(),
+            })).collect::<Vec<_>>(),
+            "plan": o.plan.iter().map(|p| json!({
+                "repo": p.repo, "path": p.path, "size": p.size, "source": source_name(p.source),
+                "on_disk": p.on_disk, "to_download": p.missing(),
+            })).collect::<Vec<_>>(),
+        }));
+        return;
+    }
+    if o.dry_run {
+        print_plan(o);
+        return;
+    }
+    let secs = r.elapsed().as_secs_f64().max(0.001);
+    r.say(&format!(
+        "done: {} files, {} downloaded ({}/s), {} reused, {} salvaged",
+        o.files,
+        bytes(t.bytes_downloaded),
+        bytes((t.bytes_downloaded as f64 / secs) as u64),
+        bytes(t.bytes_reused),
+        bytes(t.bytes_salvaged),
+    ));
+    // The snapshot path alone on stdout, so scripts can capture it.
+    println!("{}", o.snapshot_path.display());
+}
+
+fn print_plan(o: &PullOutcome) {
+    println!(
+        "plan for {}@{} (commit {}) into {}",
+        o.repo,
+        o.revision,
+        o.commit,
+        o.snapshot_path.display()
+    );
+    let mut to_download = 0;
+    for p in &o.plan {
+        let what = match p.source {
+            Source::Present => "present (verified)".to_string(),
+            Source::Resume => format!("resume partial ({} on disk)", bytes(p.on_disk)),
+            _ => "download".to_string(),
+        };
+        to_download += p.missing();
+        println!("  {:<48} {:>10}  {what}", p.path, bytes(p.size));
+    }
+    println!(
+        "to download: {} of {}",
+        bytes(to_download),
+        bytes(o.plan.iter().map(|p| p.size).sum())
+    );
+}
+
+fn report_failure(r: &mut Renderer, repo: &str, e: &Error) {
+    let status = e.status();
+    if r.mode() == Mode::Json {
+        let kind = if status == Status::Cancelled {
+            "cancelled"
+        } else {
+            "error"
+        };
+        println_json(&json!({
+            "status": kind,
+            "repo": repo,
+            "commit": null,
+            "snapshot_path": null,
+            "error": { "code": status.name(), "message": e.to_string(), "http_status": e.http_status() },
+        }));
+    } else if status == Status::Cancelled {
+        r.say("interrupted: partial downloads are kept; run the same command again to resume");
+    } else {
+        r.say(&format!("error: {e}"));
+        if r.mode() == Mode::Quiet {
+            eprintln!("error: {e}");
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! The on-disk cache layout lemonade reads, atomic writes, refs, and the per-repo lock.
+//!
+//! ```text
+//! <cache>/models--<org>--<name>/
+//!   refs/<revision>                       40-hex commit, no newline, written last
+//!   snapshots/<commit>/<path>             real files
+//!   snapshots/<commit>/<path>.partial     a prefix of the file being downloaded
+//!   snapshots/<commit>/.download_manifest.json   present exactly while the snapshot is incomplete
+//!   .lemon-pull/                          our own state (lock, checkpoints, verified stamps)
+//! ```
+
+use crate::cancel::{Cancel, POLL};
+use crate::error::{Error, Result};
+use crate::repo_path::{join_repo_path, repo_folder_name};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// File name of lemonade's in-progress marker.
+pub const MANIFEST_NAME: &str = ".download_manifest.json";
+/// Suffix of partial files.
+pub const PARTIAL_SUFFIX: &str = ".partial";
+
+/// Paths of one repository's cache folder.
+#[derive(Debug, Clone)]
+pub struct RepoCache {
+    dir: PathBuf,
+}
+
+impl RepoCache {
+    /// The folder of `repo` under the cache root.
+    pub fn new(cache_root: &Path, repo: &str) -> RepoCache {
+        RepoCache {
+            dir: cache_root.join(repo_folder_name(repo)),
+        }
+    }
+
+    /// `models--org--name`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `snapshots/`.
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.dir.join("snapshots")
+    }
+
+    /// `snapshots/<commit>`.
+    pub fn snapshot_dir(&self, commit: &str) -> PathBuf {
+        self.snapshots_dir().join(commit)
+    }
+
+    /// Final location of a file.
+    pub fn file_path(&self, commit: &str, path: &str) -> PathBuf {
+        join_repo_path(&self.snapshot_dir(commit), path)
+    }
+
+    /// Partial beside the final location.
+    pub fn partial_path(&self, commit: &str, path: &str) -> PathBuf {
+        partial_of(&self.file_path(commit, path))
+    }
+
+    /// The snapshot's manifest.
+    pub fn manifest_path(&self, commit: &str) -> PathBuf {
+        self.snapshot_dir(commit).join(MANIFEST_NAME)
+    }
+
+    /// Library state lemonade must not see.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join(".lemon-pull")
+    }
+
+    /// `refs/<revision>`; `refs/pr/1` is stored as `refs/refs/pr/1`, as huggingface_hub does.
+    pub fn ref_path(&self, revision: &str) -> PathBuf {
+        let mut p = self.dir.join("refs");
+        for seg in revision.split('/') {
+            p.push(seg);
+        }
+        p
+    }
+
+    /// The commit a ref names, if it exists and is 40 hex.
+    pub fn read_ref(&self, revision: &str) -> Option<String> {
+        let text = fs::read_to_string(self.ref_path(revision)).ok()?;
+        let t = text.trim();
+        crate::repo_path::is_commit_sha(t).then(|| t.to_string())
+    }
+
+    /// Points `refs/<revision>` at `commit`, atomically, without a trailing newline.
+    pub fn write_ref(&self, revision: &str, commit: &str) -> Result<()> {
+        write_atomic(&self.ref_path(revision), commit.as_bytes())
+    }
+
+    /// Takes the repo's exclusive lock, waiting (cancellably) while another process holds it.
+    /// `on_wait` is called once, when the first attempt finds the lock taken.
+    pub fn lock(
+        &self,
+        cancel: &Cancel,
+        on_wait: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<RepoLock> {
+        let path = self.state_dir().join("lock");
+        create_dir_all(&self.state_dir())?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(Error::io_at("open lock file", &path))?;
+        let mut on_wait = Some(on_wait);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(RepoLock { _file: file }),
+                Err(fs::TryLockError::WouldBlock) => {
+                    if let Some(f) = on_wait.take() {
+                        f(&path)?;
+                    }
+                    cancel.check()?;
+                    std::thread::sleep(POLL);
+                }
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(Error::Locked {
+                        path,
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Held while a pull works on a repo; the OS releases it when the process dies.
+#[derive(Debug)]
+pub struct RepoLock {
+    _file: File,
+}
+
+/// `X` → `X.partial`.
+pub fn partial_of(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(PARTIAL_SUFFIX);
+    PathBuf::from(s)
+}
+
+/// `create_dir_all` with context.
+pub fn create_dir_all(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).map_err(Error::io_at("create folder", dir))
+}
+
+/// Flushes a folder's entries (a rename inside it) to stable storage. A no-op where the platform
+/// cannot open folders as files (Windows flushes metadata with the file).
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(Error::io_at("sync folder", dir))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// Writes `bytes` to `path` so that readers see the old or the new content, never a mix:
+/// temporary file in the same folder → fsync → rename → fsync of the folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::Internal(format!("{} has no parent", path.display())))?;
+    create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = File::create(&tmp).map_err(Error::io_at("create", &tmp))?;
+        f.write_all(bytes).map_err(Error::io_at("write", &tmp))?;
+        f.sync_all().map_err(Error::io_at("sync", &tmp))?;
+        drop(f);
+        fs::rename(&tmp, path).map_err(Error::io_at("rename", path))?;
+        fsync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Removes a file if it exists.
+pub fn remove_file_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("remove", path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_paths() {
+        let c = RepoCache::new(Path::new("/c"), "org/name");
+        assert_eq!(c.dir(), Path::new("/c/models--org--name"));
+        assert_eq!(
+            c.file_path("abc", "a/b.gguf"),
+            Path::new("/c/models--org--name/snapshots/abc/a/b.gguf")
+        );
+        assert_eq!(
+            c.partial_path("abc", "a/b.gguf"),
+            Path::new("/c/models--org--name/snapshots/abc/a/b.gguf.partial")
+        );
+        assert_eq!(
+            c.ref_path("refs/pr/1"),
+            Path::new("/c/models--org--name/refs/refs/pr/1")
+        );
+    }
+
+    #[test]
+    fn refs_are_atomic_without_newline() {
+        let root = std::env::temp_dir().join(format!("lp-cache-{}", std::process::id()));
+        let c = RepoCache::new(&root, "o/n");
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        c.write_ref("main", sha).expect("write");
+        assert_eq!(fs::read(c.ref_path("main")).expect("read"), sha.as_bytes());
+        assert_eq!(c.read_ref("main").as_deref(), Some(sha));
+        assert_eq!(c.read_ref("nope"), None);
+        fs::remove_dir_all(&root).ok();
+    }
+
+    #[test]
+    fn second_lock_waits_and_is_cancellable() {
+        let root = std::env::temp_dir().join(format!("lp-lock-{}", std::process::id()));
+        let c = RepoCache::new(&root, "o/n");
+        let _held = c.lock(&Cancel::default(), |_| Ok(())).expect("first lock");
+        let cancel = Cancel::default();
+        let c2 = cancel.clone();
+        let mut waited = false;
+        let r = c.lock(&cancel, |_| {
+            waited = true;
+            c2.cancel();
+            Ok(())
+        });
+        assert!(waited);
+        assert!(matches!(r, Err(Error::Cancelled)));
+        fs::remove_dir_all(&root).ok();
+    }
+}

@@ -1,0 +1,432 @@
+//! One HTTP GET with the Hub's redirect rules, on top of ureq.
+//!
+//! Redirects are followed here rather than by ureq because the rules matter for safety and for the
+//! protocol: the `Authorization` header goes only to the endpoint's origin (never to the CDN host a
+//! `/resolve` redirect points at), https is never downgraded to http, only http(s) targets are
+//! followed, at most [`MAX_REDIRECTS`] hops, and the Hub's `X-Repo-Commit` / `X-Linked-*` headers
+//! are read from the redirect response itself, where the Hub puts them.
+//!
+//! Reads are made cancellable: a transport wrapper waits for input in short slices and checks the
+//! pull's [`Cancel`] between them, so a stalled connection cannot delay cancellation.
+
+use std::io;
+use std::time::Instant;
+
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{
+    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, RustlsConnector,
+    TcpConnector, Transport, time::Duration as UDuration,
+};
+
+use crate::cancel::{Cancel, POLL};
+use crate::error::{Error, Result};
+
+/// Redirect hops followed per request (lemonade's limit).
+pub(crate) const MAX_REDIRECTS: usize = 5;
+
+/// Largest JSON document the API may send; a bigger answer is treated as hostile.
+pub(crate) const MAX_JSON_BYTES: u64 = 64 << 20;
+
+/// Settings of the HTTP client of one pull.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpConfig {
+    pub endpoint: String,
+    pub token: Option<String>,
+    pub connect_timeout: std::time::Duration,
+    pub stall_timeout: std::time::Duration,
+}
+
+/// Scheme, host and port of a URL: the unit of trust for the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Origin {
+    pub scheme: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Origin {
+    pub(crate) fn of(url: &str) -> Option<Origin> {
+        let uri: ureq::http::Uri = url.parse().ok()?;
+        let scheme = uri.scheme_str()?.to_ascii_lowercase();
+        let host = uri.host()?.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "https" => 443,
+            "http" => 80,
+            _ => return None,
+        };
+        Some(Origin {
+            port: uri.port_u16().unwrap_or(default_port),
+            scheme,
+            host,
+        })
+    }
+}
+
+/// The Hub's metadata headers, taken from the first response of a chain that carries them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HubHeaders {
+    pub repo_commit: Option<String>,
+    pub linked_etag: Option<String>,
+    pub linked_size: Option<u64>,
+    pub etag: Option<String>,
+}
+
+/// A response after redirects, with the body still unread.
+pub(crate) struct Response {
+    pub status: u16,
+    /// The URL that produced this response (after redirects).
+    pub url: String,
+    pub hub: HubHeaders,
+    pub inner: ureq::http::Response<ureq::Body>,
+}
+
+impl Response {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.inner.headers().get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body as a string, at most `limit` bytes (longer = [`Error::InvalidResponse`]).
+    pub(crate) fn text(&mut self, limit: u64) -> Result<String> {
+        let url = self.url.clone();
+        self.inner
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_string()
+            .map_err(|e| Error::InvalidResponse {
+                url: redact(&url),
+                message: format!("reading body: {e}"),
+            })
+    }
+}
+
+/// The HTTP client of one pull.
+pub(crate) struct Http {
+    agent: ureq::Agent,
+    endpoint: String,
+    endpoint_origin: Origin,
+    token: Option<String>,
+    cancel: Cancel,
+}
+
+impl Http {
+    pub(crate) fn new(cfg: &HttpConfig, cancel: Cancel) -> Result<Http> {
+        let endpoint_origin = Origin::of(&cfg.endpoint).ok_or_else(|| {
+            Error::InvalidArgument(format!("endpoint {:?} is not a valid URL", cfg.endpoint))
+        })?;
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent(concat!("lemon-pull/", env!("CARGO_PKG_VERSION")))
+            .timeout_connect(Some(cfg.connect_timeout))
+            .timeout_per_read(Some(cfg.stall_timeout))
+            .timeout_recv_response(Some(cfg.stall_timeout))
+            .input_buffer_size(256 * 1024)
+            .build();
+        let connector = ConnectProxyConnector::default()
+            .chain(TcpConnector::default())
+            .chain(CancelConnector {
+                cancel: cancel.clone(),
+            })
+            .chain(RustlsConnector::default());
+        let agent = ureq::Agent::with_parts(config, connector, DefaultResolver::default());
+        Ok(Http {
+            agent,
+            endpoint: cfg.endpoint.clone(),
+            endpoint_origin,
+            token: cfg.token.clone(),
+            cancel,
+        })
+    }
+
+    pub(crate) fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// GET `url`, following redirects under the Hub's rules. `range_start` adds `Range: bytes=N-`
+    /// and asks for an unencoded body. Any status is returned as `Ok`; transport failures are
+    /// [`Error::Network`], broken redirect chains [`Error::InvalidResponse`].
+    pub(crate) fn get(&self, url: &str, range_start: Option<u64>) -> Result<Response> {
+        let mut current = url.to_string();
+        let mut hub = HubHeaders::default();
+        for _hop in 0..=MAX_REDIRECTS {
+            self.cancel.check()?;
+            let origin = Origin::of(&current).ok_or_else(|| Error::InvalidResponse {
+                url: redact(&current),
+                message: "not an http(s) URL".into(),
+            })?;
+            let mut req = self.agent.get(&current);
+            if let Some(start) = range_start {
+                req = req
+                    .header("Range", format!("bytes={start}-"))
+                    .header("Accept-Encoding", "identity");
+            }
+            if origin == self.endpoint_origin
+                && let Some(t) = &self.token
+            {
+                req = req.header("Authorization", format!("Bearer {t}"));
+            }
+            let resp = req.call().map_err(|e| self.transport_error(&current, e))?;
+            let status = resp.status().as_u16();
+            if hub.repo_commit.is_none() {
+                hub = hub_headers(&resp);
+            }
+            if !(300..400).contains(&status) || status == 304 {
+                return Ok(Response {
+                    status,
+                    url: current,
+                    hub,
+                    inner: resp,
+                });
+            }
+            let location = resp
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| Error::InvalidResponse {
+                    url: redact(&current),
+                    message: format!("HTTP {status} redirect without a Location header"),
+                })?;
+            let next =
+                resolve_location(&current, location).ok_or_else(|| Error::InvalidResponse {
+                    url: redact(&current),
+                    message: format!("redirect to unsupported location {location:?}"),
+                })?;
+            let next_origin = Origin::of(&next).ok_or_else(|| Error::InvalidResponse {
+                url: redact(&current),
+                message: format!("redirect to unsupported location {location:?}"),
+            })?;
+            if origin.scheme == "https" && next_origin.scheme != "https" {
+                return Err(Error::InvalidResponse {
+                    url: redact(&current),
+                    message: format!("refusing redirect from https to {}", redact(&next)),
+                });
+            }
+            current = next;
+        }
+        Err(Error::InvalidResponse {
+            url: redact(url),
+            message: format!("more than {MAX_REDIRECTS} redirects"),
+        })
+    }
+
+    fn transport_error(&self, url: &str, e: ureq::Error) -> Error {
+        if self.cancel.is_cancelled() {
+            return Error::Cancelled;
+        }
+        Error::Network {
+            url: redact(url),
+            file: None,
+            message: e.to_string(),
+            last_status: None,
+        }
+    }
+}
+
+/// Maps an error raised while reading a body: cancellation wins, ENOSPC cannot happen here, and
+/// everything else is a network error to retry.
+pub(crate) fn body_error(cancel: &Cancel, url: &str, e: io::Error) -> Error {
+    if cancel.is_cancelled() {
+        return Error::Cancelled;
+    }
+    Error::Network {
+        url: redact(url),
+        file: None,
+        message: e.to_string(),
+        last_status: None,
+    }
+}
+
+fn hub_headers(resp: &ureq::http::Response<ureq::Body>) -> HubHeaders {
+    let get = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    HubHeaders {
+        repo_commit: get("x-repo-commit").map(str::to_string),
+        linked_etag: get("x-linked-etag").map(normalize_etag),
+        linked_size: get("x-linked-size").and_then(|s| s.parse().ok()),
+        etag: get("etag").map(normalize_etag),
+    }
+}
+
+/// Strips `W/` and quotes from an ETag.
+pub(crate) fn normalize_etag(raw: &str) -> String {
+    raw.trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .to_string()
+}
+
+/// Resolves a `Location` header against the URL that sent it. `None` for non-http(s) schemes.
+pub(crate) fn resolve_location(base: &str, location: &str) -> Option<String> {
+    let location = location.trim();
+    if let Some((scheme, _)) = location.split_once("://")
+        && !scheme.contains('/')
+    {
+        let s = scheme.to_ascii_lowercase();
+        return (s == "http" || s == "https").then(|| location.to_string());
+    }
+    if location.contains(':') && !location.starts_with('/') && !location.starts_with('?') {
+        // `file:...`, `javascript:...` and the like: a scheme without `//`.
+        let before_slash = location.split('/').next().unwrap_or("");
+        if before_slash.contains(':') {
+            return None;
+        }
+    }
+    let uri: ureq::http::Uri = base.parse().ok()?;
+    let scheme = uri.scheme_str()?;
+    let authority = uri.authority()?.as_str();
+    if let Some(rest) = location.strip_prefix("//") {
+        return Some(format!("{scheme}://{rest}"));
+    }
+    if location.starts_with('/') {
+        return Some(format!("{scheme}://{authority}{location}"));
+    }
+    let path = uri.path();
+    if let Some(query) = location.strip_prefix('?') {
+        return Some(format!("{scheme}://{authority}{path}?{query}"));
+    }
+    let dir = &path[..path.rfind('/').map(|i| i + 1).unwrap_or(0)];
+    Some(format!("{scheme}://{authority}{dir}{location}"))
+}
+
+/// A URL without its query string, which may hold signatures; safe for messages and logs.
+pub(crate) fn redact(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?…"),
+        None => url.to_string(),
+    }
+}
+
+/// Wraps each connection's transport in a [`CancelTransport`].
+#[derive(Debug)]
+struct CancelConnector {
+    cancel: Cancel,
+}
+
+impl<In: Transport> Connector<In> for CancelConnector {
+    type Out = CancelTransport<In>;
+
+    fn connect(
+        &self,
+        _details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> std::result::Result<Option<Self::Out>, ureq::Error> {
+        Ok(chained.map(|inner| CancelTransport {
+            inner,
+            cancel: self.cancel.clone(),
+        }))
+    }
+}
+
+/// Waits for input in slices of [`POLL`], so a stalled read notices cancellation quickly while the
+/// overall read timeout (the stall watchdog) still applies as configured.
+#[derive(Debug)]
+struct CancelTransport<T> {
+    inner: T,
+    cancel: Cancel,
+}
+
+impl<T: Transport> Transport for CancelTransport<T> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(
+        &mut self,
+        amount: usize,
+        timeout: NextTimeout,
+    ) -> std::result::Result<(), ureq::Error> {
+        self.inner.transmit_output(amount, timeout)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> std::result::Result<bool, ureq::Error> {
+        let whole = timeout.for_read();
+        let limit = *whole.after;
+        let started = Instant::now();
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(ureq::Error::Io(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "cancelled",
+                )));
+            }
+            let left = limit.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(ureq::Error::Timeout(whole.reason));
+            }
+            let slice = NextTimeout {
+                after: UDuration::Exact(left.min(POLL)),
+                reason: whole.reason,
+                per_read: None,
+                per_write: timeout.per_write,
+            };
+            match self.inner.await_input(slice) {
+                Err(ureq::Error::Timeout(_)) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_resolve_and_hostile_schemes_are_refused() {
+        let base = "https://hub.example/org/m/resolve/abc/dir/f.bin";
+        assert_eq!(
+            resolve_location(base, "/api/resolve-cache/x?y=1").as_deref(),
+            Some("https://hub.example/api/resolve-cache/x?y=1")
+        );
+        assert_eq!(
+            resolve_location(base, "https://cdn.example/a?b").as_deref(),
+            Some("https://cdn.example/a?b")
+        );
+        assert_eq!(
+            resolve_location(base, "g.bin").as_deref(),
+            Some("https://hub.example/org/m/resolve/abc/dir/g.bin")
+        );
+        assert_eq!(
+            resolve_location(base, "//cdn.example/z").as_deref(),
+            Some("https://cdn.example/z")
+        );
+        assert_eq!(resolve_location(base, "file:///etc/passwd"), None);
+        assert_eq!(resolve_location(base, "ftp://x/y"), None);
+        assert_eq!(resolve_location(base, "javascript:alert(1)"), None);
+    }
+
+    #[test]
+    fn origins_compare_scheme_host_port() {
+        let a = Origin::of("http://127.0.0.1:8080/x").expect("origin");
+        let b = Origin::of("http://localhost:8080/x").expect("origin");
+        assert_ne!(a, b);
+        assert_eq!(
+            Origin::of("https://HF.co/a"),
+            Origin::of("https://hf.co:443/b")
+        );
+        assert_eq!(Origin::of("file:///x"), None);
+    }
+
+    #[test]
+    fn etags_and_redaction() {
+        assert_eq!(normalize_etag("W/\"abc\""), "abc");
+        assert_eq!(normalize_etag("\"abc\""), "abc");
+        assert_eq!(
+            redact("http://h/cdn/x?X-Amz-Signature=s"),
+            "http://h/cdn/x?…"
+        );
+    }
+}

@@ -1,0 +1,272 @@
+//! What a pull is asked to do, and how unset options fall back to the environment.
+//!
+//! Precedence, highest first — cache root: option > `HF_HUB_CACHE` > `HUGGINGFACE_HUB_CACHE` >
+//! `$HF_HOME/hub` > `$XDG_CACHE_HOME/huggingface/hub` > `~/.cache/huggingface/hub`; endpoint: option >
+//! `HF_ENDPOINT` > `https://huggingface.co`; token: option > `HF_TOKEN` > `HUGGING_FACE_HUB_TOKEN` >
+//! the file at `HF_TOKEN_PATH` > `$HF_HOME/token` (default `~/.cache/huggingface/token`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cancel::{CancelCheck, CancelToken};
+use crate::error::{Error, Result};
+
+/// The public Hub.
+pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
+
+/// How failed requests are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (per file, reset whenever bytes arrive).
+    pub max_retries: u32,
+    /// First backoff delay; doubles each retry, with jitter.
+    pub initial_delay: Duration,
+    /// Cap on one backoff delay (also caps a server's `Retry-After`).
+    pub max_delay: Duration,
+    /// Cap on the total time spent waiting between retries of one request (lemonade: about 10 min).
+    pub max_total_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 10,
+            initial_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(120),
+            max_total_wait: Duration::from_secs(600),
+        }
+    }
+}
+
+/// A file from another repository pulled in the same call, like lemonade's auxiliary checkpoints
+/// (a VAE, a text encoder, an mmproj). It lands in that repository's own cache folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Component {
+    /// Repository id.
+    pub repo: String,
+    /// Exact repo-relative path of the file.
+    pub path: String,
+    /// Revision; `None` = `main`.
+    pub revision: Option<String>,
+}
+
+impl Component {
+    /// Parses `org/repo:path/in/repo` (the CLI's `--with` and lemonade's checkpoint syntax).
+    pub fn parse(spec: &str) -> Result<Component> {
+        match spec.split_once(':') {
+            Some((repo, path)) if !repo.trim().is_empty() && !path.trim().is_empty() => {
+                Ok(Component {
+                    repo: repo.trim().to_string(),
+                    path: path.trim().to_string(),
+                    revision: None,
+                })
+            }
+            _ => Err(Error::InvalidArgument(format!(
+                "component {spec:?} must be REPO:PATH with an exact file path"
+            ))),
+        }
+    }
+}
+
+/// Everything a pull needs. Build with [`PullOptions::new`] and set fields as needed.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct PullOptions {
+    /// `org/name` (or a legacy bare `name`).
+    pub repo: String,
+    /// Branch, tag, full commit sha or `refs/pr/N`; `None` = `main`.
+    pub revision: Option<String>,
+    /// GGUF variant (`Q4_K_M`) or exact model file; `None` = no variant rule.
+    pub variant: Option<String>,
+    /// Files from other repositories pulled in the same call.
+    pub components: Vec<Component>,
+    /// Glob patterns a file must match (any of them); empty = all.
+    pub include: Vec<String>,
+    /// Glob patterns that drop a file.
+    pub exclude: Vec<String>,
+    /// Cache root; `None` = environment / default.
+    pub cache_dir: Option<PathBuf>,
+    /// Hub endpoint; `None` = `HF_ENDPOINT` / public Hub.
+    pub endpoint: Option<String>,
+    /// Access token; `None` = environment / token file.
+    pub token: Option<String>,
+    /// Retry behaviour.
+    pub retry: RetryPolicy,
+    /// Connect timeout per attempt.
+    pub connect_timeout: Duration,
+    /// A body read that sees no byte for this long is abandoned and retried from the current offset.
+    pub stall_timeout: Duration,
+    /// Timeout for metadata (API) calls, whole request.
+    pub api_timeout: Duration,
+    /// Cancel from another thread.
+    pub cancel: Option<CancelToken>,
+    /// An extra cancel source polled alongside `cancel`.
+    pub cancel_check: Option<CancelCheck>,
+    /// Plan only: report where every byte would come from, write nothing.
+    pub dry_run: bool,
+}
+
+impl std::fmt::Debug for PullOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PullOptions")
+            .field("repo", &self.repo)
+            .field("revision", &self.revision)
+            .field("variant", &self.variant)
+            .field("components", &self.components)
+            .field("include", &self.include)
+            .field("exclude", &self.exclude)
+            .field("cache_dir", &self.cache_dir)
+            .field("endpoint", &self.endpoint)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("retry", &self.retry)
+            .field("dry_run", &self.dry_run)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PullOptions {
+    /// Options for `repo` with every other field at its default.
+    pub fn new(repo: impl Into<String>) -> Self {
+        PullOptions {
+            repo: repo.into(),
+            revision: None,
+            variant: None,
+            components: Vec::new(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+            cache_dir: None,
+            endpoint: None,
+            token: None,
+            retry: RetryPolicy::default(),
+            connect_timeout: Duration::from_secs(60),
+            stall_timeout: Duration::from_secs(60),
+            api_timeout: Duration::from_secs(600),
+            cancel: None,
+            cancel_check: None,
+            dry_run: false,
+        }
+    }
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn home_dir() -> Option<PathBuf> {
+    #[cfg(windows)]
+    let home = env_nonempty("USERPROFILE");
+    #[cfg(not(windows))]
+    let home = env_nonempty("HOME");
+    home.map(PathBuf::from)
+}
+
+fn hf_home() -> Option<PathBuf> {
+    if let Some(h) = env_nonempty("HF_HOME") {
+        return Some(PathBuf::from(h));
+    }
+    if let Some(x) = env_nonempty("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(x).join("huggingface"));
+    }
+    home_dir().map(|h| h.join(".cache").join("huggingface"))
+}
+
+/// The cache root for `explicit` (an option) or from the environment.
+pub fn resolve_cache_dir(explicit: Option<&std::path::Path>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    for var in ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"] {
+        if let Some(v) = env_nonempty(var) {
+            return Ok(PathBuf::from(v));
+        }
+    }
+    hf_home().map(|h| h.join("hub")).ok_or_else(|| {
+        Error::InvalidArgument(
+            "no cache folder: set --cache-dir, HF_HUB_CACHE, HF_HOME or HOME".to_string(),
+        )
+    })
+}
+
+/// The Hub endpoint for `explicit` or from `HF_ENDPOINT`, without a trailing `/`.
+pub fn resolve_endpoint(explicit: Option<&str>) -> Result<String> {
+    let raw = explicit
+        .map(str::to_string)
+        .or_else(|| env_nonempty("HF_ENDPOINT"))
+        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
+    let trimmed = raw.trim().trim_end_matches('/').to_string();
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"))
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "endpoint {raw:?} must start with https:// or http://"
+            ))
+        })?;
+    if rest.is_empty() || rest.contains(['?', '#', ' ']) {
+        return Err(Error::InvalidArgument(format!(
+            "endpoint {raw:?} is not a valid base URL"
+        )));
+    }
+    Ok(trimmed)
+}
+
+/// The access token for `explicit` or from the environment / token file; `None` = anonymous.
+pub fn resolve_token(explicit: Option<&str>) -> Option<String> {
+    if let Some(t) = explicit {
+        let t = t.trim();
+        return (!t.is_empty()).then(|| t.to_string());
+    }
+    for var in ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"] {
+        if let Some(v) = env_nonempty(var) {
+            return Some(v.trim().to_string());
+        }
+    }
+    let path = env_nonempty("HF_TOKEN_PATH")
+        .map(PathBuf::from)
+        .or_else(|| hf_home().map(|h| h.join("token")))?;
+    let text = std::fs::read_to_string(path).ok()?;
+    let t = text.trim();
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_is_validated_and_trimmed() {
+        assert_eq!(
+            resolve_endpoint(Some("http://127.0.0.1:9/")).expect("ok"),
+            "http://127.0.0.1:9"
+        );
+        assert!(resolve_endpoint(Some("ftp://x")).is_err());
+        assert!(resolve_endpoint(Some("https://")).is_err());
+    }
+
+    #[test]
+    fn explicit_options_win() {
+        assert_eq!(resolve_token(Some(" abc ")), Some("abc".to_string()));
+        assert_eq!(resolve_token(Some("")), None);
+        let p = std::path::Path::new("/tmp/x");
+        assert_eq!(resolve_cache_dir(Some(p)).expect("ok"), p);
+    }
+
+    #[test]
+    fn component_specs() {
+        let c = Component::parse("org/vae:split_files/vae/ae.safetensors").expect("valid");
+        assert_eq!(
+            (c.repo.as_str(), c.path.as_str()),
+            ("org/vae", "split_files/vae/ae.safetensors")
+        );
+        assert!(Component::parse("org/vae").is_err());
+        assert!(Component::parse("org/vae:").is_err());
+        assert!(Component::parse(":x").is_err());
+    }
+
+    #[test]
+    fn debug_redacts_token() {
+        let mut o = PullOptions::new("a/b");
+        o.token = Some("hf_secret".into());
+        assert!(!format!("{o:?}").contains("hf_secret"));
+    }
+}

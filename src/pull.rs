@@ -1,0 +1,448 @@
+//! The pipeline of one pull: resolve → select → lock → plan → manifest → transfer → commit.
+//!
+//! A pull covers a main repository plus optional [`Component`]s from other repositories; each
+//! repository keeps its own `models--…` folder, snapshot and ref, while the one manifest lives in
+//! the main snapshot (lemonade's multi-repo layout).
+
+use std::path::PathBuf;
+
+use crate::cache::{RepoCache, RepoLock, fsync_dir, remove_file_if_exists};
+use crate::cancel::Cancel;
+use crate::checkpoint::Checkpoint;
+use crate::error::{Error, Result};
+use crate::http::{Http, HttpConfig};
+use crate::hub::{self, Listing, RemoteFile};
+use crate::manifest::{Manifest, ManifestFile};
+use crate::options::{Component, PullOptions, resolve_cache_dir, resolve_endpoint, resolve_token};
+use crate::progress::{Event, FileInfo, Observer, Reporter, Source, Totals};
+use crate::repo_path::{is_commit_sha, validate_repo_id, validate_revision};
+use crate::select::{Selection, select, split_repo_variant};
+use crate::stamps::Stamps;
+use crate::transfer::{self, Task};
+use crate::verify::hash_file;
+
+/// What a successful pull did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullOutcome {
+    /// Main repository id.
+    pub repo: String,
+    /// Revision asked for.
+    pub revision: String,
+    /// Commit of the main snapshot.
+    pub commit: String,
+    /// The main `snapshots/<commit>` folder.
+    pub snapshot_path: PathBuf,
+    /// Every repository of the pull, the main one first.
+    pub repos: Vec<RepoOutcome>,
+    /// Number of files in the pull (all repositories).
+    pub files: u32,
+    /// Final totals (bytes downloaded, reused, salvaged).
+    pub totals: Totals,
+    /// Per-file plan (filled for every pull; the only result of a dry run).
+    pub plan: Vec<PlannedFile>,
+    /// True for a dry run: nothing was written.
+    pub dry_run: bool,
+}
+
+/// One repository's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoOutcome {
+    /// Repository id.
+    pub repo: String,
+    /// Revision asked for.
+    pub revision: String,
+    /// Commit its snapshot holds.
+    pub commit: String,
+    /// Its `snapshots/<commit>` folder.
+    pub snapshot_path: PathBuf,
+}
+
+/// One file of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedFile {
+    /// Repository the file belongs to.
+    pub repo: String,
+    /// Repo-relative path.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Where its bytes come from.
+    pub source: Source,
+    /// Bytes already on disk.
+    pub on_disk: u64,
+}
+
+impl PlannedFile {
+    /// Bytes this file still needs from the network (at most).
+    pub fn missing(&self) -> u64 {
+        self.size - self.on_disk.min(self.size)
+    }
+}
+
+/// Pulls `opts.repo` (and `opts.components`) into the cache, reporting progress to `observer`.
+///
+/// Runs on the calling thread; the observer is called on this thread only, during the call.
+/// Cancellation (token, check, or the observer returning [`crate::Flow::Cancel`]) returns
+/// [`Error::Cancelled`] within about 100 ms and keeps partial files and the manifest.
+pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutcome> {
+    let req = Request::from_options(opts)?;
+    let cancel = Cancel::new(opts.cancel.clone(), opts.cancel_check.clone());
+    let mut reporter = Reporter::new(observer, cancel.clone());
+    let http = Http::new(
+        &HttpConfig {
+            endpoint: req.endpoint.clone(),
+            token: resolve_token(opts.token.as_deref()),
+            connect_timeout: opts.connect_timeout,
+            stall_timeout: opts.stall_timeout,
+        },
+        cancel.clone(),
+    )?;
+    cancel.check()?;
+    let units = resolve_units(&http, &req, opts, &mut reporter)?;
+
+    // Locks are taken in a fixed order (by folder) so two multi-repo pulls cannot deadlock.
+    let mut lock_order: Vec<&Unit> = units.iter().collect();
+    lock_order.sort_by(|a, b| a.cache.dir().cmp(b.cache.dir()));
+    let mut _locks: Vec<RepoLock> = Vec::new();
+    if !opts.dry_run {
+        for unit in lock_order {
+            _locks.push(unit.cache.lock(&cancel, |path| {
+                reporter.emit(&Event::WaitingForLock {
+                    repo: &unit.listing.repo,
+                    path,
+                })
+            })?);
+        }
+    }
+
+    let mut stamps: Vec<Stamps> = units
+        .iter()
+        .map(|u| Stamps::load(&u.cache.state_dir(), &u.listing.commit))
+        .collect();
+    let mut plan = Vec::new();
+    for (unit, stamps) in units.iter().zip(&mut stamps) {
+        plan.extend(plan_unit(unit, stamps, &cancel, opts.dry_run)?);
+    }
+    report_plan(&mut reporter, &plan)?;
+
+    let main = &units[0];
+    let mut outcome = PullOutcome {
+        repo: main.listing.repo.clone(),
+        revision: main.listing.revision.clone(),
+        commit: main.listing.commit.clone(),
+        snapshot_path: main.cache.snapshot_dir(&main.listing.commit),
+        repos: units
+            .iter()
+            .map(|u| RepoOutcome {
+                repo: u.listing.repo.clone(),
+                revision: u.listing.revision.clone(),
+                commit: u.listing.commit.clone(),
+                snapshot_path: u.cache.snapshot_dir(&u.listing.commit),
+            })
+            .collect(),
+        files: plan.len() as u32,
+        totals: reporter.totals(),
+        plan,
+        dry_run: opts.dry_run,
+    };
+    if opts.dry_run {
+        return Ok(outcome);
+    }
+
+    let manifest_path = main.cache.manifest_path(&main.listing.commit);
+    let all_present = outcome.plan.iter().all(|p| p.source == Source::Present);
+    if !all_present || manifest_path.exists() {
+        write_manifest(&http, &units)?;
+    }
+    let mut index = 0;
+    for (unit, stamps) in units.iter().zip(&mut stamps) {
+        for file in &unit.files {
+            let planned = &outcome.plan[index];
+            index += 1;
+            let info = FileInfo {
+                repo: &unit.listing.repo,
+                path: &file.path,
+                index: index as u32,
+                size: file.size,
+            };
+            if planned.source == Source::Present {
+                reporter.add_reused(file.size, false);
+                reporter.file_start(info, file.size)?;
+                reporter.file_done(info, true)?;
+                continue;
+            }
+            let task = Task {
+                file: info,
+                id: &file.id,
+                commit: &unit.listing.commit,
+                url: hub::file_url(
+                    http.endpoint(),
+                    &unit.listing.repo,
+                    &unit.listing.commit,
+                    &file.path,
+                ),
+                final_path: unit.cache.file_path(&unit.listing.commit, &file.path),
+                partial_path: unit.cache.partial_path(&unit.listing.commit, &file.path),
+                checkpoint: Checkpoint::new(&unit.cache.state_dir(), &file.id),
+            };
+            let fetched = transfer::fetch(&http, opts.retry, &mut reporter, &task)?;
+            reporter.add_reused(fetched.reused, false);
+            stamps.mark(&file.path, &task.final_path, &file.id);
+            stamps.save()?;
+            reporter.file_done(info, fetched.reused == file.size)?;
+        }
+    }
+
+    commit(&units, &manifest_path)?;
+    outcome.totals = reporter.totals();
+    reporter.emit(&Event::Complete {
+        repo: &main.listing.repo,
+        commit: &main.listing.commit,
+        snapshot: &outcome.snapshot_path,
+        totals: outcome.totals,
+    })?;
+    Ok(outcome)
+}
+
+/// Validated inputs of a pull.
+struct Request {
+    repo: String,
+    revision: String,
+    selection: Selection,
+    components: Vec<Component>,
+    cache_root: PathBuf,
+    endpoint: String,
+}
+
+impl Request {
+    fn from_options(opts: &PullOptions) -> Result<Request> {
+        let (repo, spec_variant) = split_repo_variant(opts.repo.trim())?;
+        validate_repo_id(&repo)?;
+        let variant = match (&opts.variant, spec_variant) {
+            (Some(a), Some(b)) if *a != b => {
+                return Err(Error::InvalidArgument(format!(
+                    "variant given twice: {a:?} and {b:?} (in the repo id)"
+                )));
+            }
+            (Some(a), _) => Some(a.clone()),
+            (None, b) => b,
+        };
+        let revision = opts.revision.clone().unwrap_or_else(|| "main".to_string());
+        validate_revision(&revision)?;
+        for c in &opts.components {
+            validate_repo_id(&c.repo)?;
+            if let Some(r) = &c.revision {
+                validate_revision(r)?;
+            }
+            if c.path.trim().is_empty() {
+                return Err(Error::InvalidArgument(format!(
+                    "component of {} has an empty path",
+                    c.repo
+                )));
+            }
+        }
+        Ok(Request {
+            repo,
+            revision,
+            selection: Selection {
+                include: opts.include.clone(),
+                exclude: opts.exclude.clone(),
+                variant,
+            },
+            components: opts.components.clone(),
+            cache_root: resolve_cache_dir(opts.cache_dir.as_deref())?,
+            endpoint: resolve_endpoint(opts.endpoint.as_deref())?,
+        })
+    }
+}
+
+/// One repository of the pull: its listing, its chosen files (sorted), and its cache folder.
+struct Unit {
+    listing: Listing,
+    files: Vec<RemoteFile>,
+    cache: RepoCache,
+}
+
+/// Resolves the main repository and every component; components of the same repo and revision
+/// share one listing call and one unit.
+fn resolve_units(
+    http: &Http,
+    req: &Request,
+    opts: &PullOptions,
+    reporter: &mut Reporter<'_>,
+) -> Result<Vec<Unit>> {
+    let mut units: Vec<Unit> = Vec::new();
+    let fetch = |repo: &str, revision: &str, reporter: &mut Reporter<'_>| -> Result<Listing> {
+        let listing = hub::fetch_listing(http, repo, revision, opts.retry, reporter)?;
+        reporter.emit(&Event::Resolved {
+            repo,
+            revision,
+            commit: &listing.commit,
+        })?;
+        Ok(listing)
+    };
+    let main = fetch(&req.repo, &req.revision, reporter)?;
+    let paths: Vec<&str> = main.files.iter().map(|f| f.path.as_str()).collect();
+    let files = select(&req.repo, &paths, &req.selection)?
+        .into_iter()
+        .map(|i| main.files[i].clone())
+        .collect();
+    units.push(Unit {
+        cache: RepoCache::new(&req.cache_root, &req.repo),
+        listing: main,
+        files,
+    });
+
+    for c in &req.components {
+        let revision = c.revision.as_deref().unwrap_or("main");
+        let pos = match units
+            .iter()
+            .position(|u| u.listing.repo == c.repo && u.listing.revision == revision)
+        {
+            Some(p) => p,
+            None => {
+                let listing = fetch(&c.repo, revision, reporter)?;
+                units.push(Unit {
+                    cache: RepoCache::new(&req.cache_root, &c.repo),
+                    listing,
+                    files: Vec::new(),
+                });
+                units.len() - 1
+            }
+        };
+        let unit = &mut units[pos];
+        let file = unit
+            .listing
+            .files
+            .iter()
+            .find(|f| f.path == c.path)
+            .ok_or_else(|| Error::FileNotFound {
+                repo: c.repo.clone(),
+                path: c.path.clone(),
+                message: format!("Additional checkpoint file not found on {}", c.repo),
+            })?;
+        if !unit.files.iter().any(|f| f.path == file.path) {
+            unit.files.push(file.clone());
+            unit.files.sort_by(|a, b| a.path.cmp(&b.path));
+        }
+    }
+    Ok(units)
+}
+
+/// Decides, per file of one repository, what is already on disk. A complete file without a valid
+/// stamp is hashed once; if it does not match it is removed so it can never pass as a good copy.
+fn plan_unit(
+    unit: &Unit,
+    stamps: &mut Stamps,
+    cancel: &Cancel,
+    dry_run: bool,
+) -> Result<Vec<PlannedFile>> {
+    let commit = &unit.listing.commit;
+    let mut plan = Vec::with_capacity(unit.files.len());
+    for file in &unit.files {
+        cancel.check()?;
+        let final_path = unit.cache.file_path(commit, &file.path);
+        let present = match std::fs::metadata(&final_path) {
+            Ok(m) if m.is_file() && m.len() == file.size => {
+                if stamps.is_verified(&file.path, &final_path, &file.id) {
+                    true
+                } else if hash_file(&final_path, &file.id, file.size, cancel)? == file.id {
+                    stamps.mark(&file.path, &final_path, &file.id);
+                    true
+                } else {
+                    false
+                }
+            }
+            _ => false,
+        };
+        if !present && final_path.is_file() && !dry_run {
+            // Wrong size or wrong content under the final name: it must not survive.
+            remove_file_if_exists(&final_path)?;
+        }
+        let (source, on_disk) = if present {
+            (Source::Present, file.size)
+        } else {
+            let partial = transfer::partial_len(&unit.cache.partial_path(commit, &file.path));
+            if partial > 0 && partial <= file.size {
+                (Source::Resume, partial)
+            } else {
+                (Source::Download, 0)
+            }
+        };
+        plan.push(PlannedFile {
+            repo: unit.listing.repo.clone(),
+            path: file.path.clone(),
+            size: file.size,
+            source,
+            on_disk,
+        });
+    }
+    if !dry_run {
+        stamps.save()?;
+    }
+    Ok(plan)
+}
+
+fn report_plan(reporter: &mut Reporter<'_>, plan: &[PlannedFile]) -> Result<()> {
+    reporter.set_plan(plan.len() as u32, plan.iter().map(|p| p.size).sum());
+    for (i, p) in plan.iter().enumerate() {
+        let file = FileInfo {
+            repo: &p.repo,
+            path: &p.path,
+            index: i as u32 + 1,
+            size: p.size,
+        };
+        reporter.emit(&Event::PlanFile {
+            file,
+            source: p.source,
+            on_disk: p.on_disk,
+        })?;
+    }
+    let mut totals = reporter.totals();
+    totals.done_bytes = plan.iter().map(|p| p.on_disk).sum();
+    reporter.emit(&Event::Plan { totals })
+}
+
+/// Writes lemonade's manifest into the main snapshot, listing the files of every repository with
+/// the folder each one really lives in.
+fn write_manifest(http: &Http, units: &[Unit]) -> Result<()> {
+    let main = &units[0];
+    let files = units
+        .iter()
+        .flat_map(|u| {
+            let dir = u.cache.snapshot_dir(&u.listing.commit);
+            u.files.iter().map(move |f| ManifestFile {
+                name: f.path.clone(),
+                url: hub::file_url(http.endpoint(), &u.listing.repo, &u.listing.commit, &f.path),
+                size: f.size,
+                download_path: Some(dir.clone()),
+                id: Some(f.id.clone()),
+            })
+        })
+        .collect();
+    let manifest = Manifest {
+        repo_id: main.listing.repo.clone(),
+        commit_hash: main.listing.commit.clone(),
+        download_path: main.cache.snapshot_dir(&main.listing.commit),
+        files,
+    };
+    manifest.write(&main.cache.manifest_path(&main.listing.commit))
+}
+
+/// Marks the pull complete: the manifest goes first (every snapshot is whole), then the refs name
+/// the new commits.
+fn commit(units: &[Unit], manifest_path: &std::path::Path) -> Result<()> {
+    remove_file_if_exists(manifest_path)?;
+    if let Some(dir) = manifest_path.parent() {
+        fsync_dir(dir)?;
+    }
+    for u in units {
+        let rev = &u.listing.revision;
+        if !is_commit_sha(rev)
+            && u.cache.read_ref(rev).as_deref() != Some(u.listing.commit.as_str())
+        {
+            u.cache.write_ref(rev, &u.listing.commit)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! Backoff schedule for retries: exponential with jitter, honouring `Retry-After`, bounded in count
+//! and in total waiting time.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::options::RetryPolicy;
+
+/// Whether an HTTP status is worth retrying: timeouts, rate limits and server errors.
+pub(crate) fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500..=599)
+}
+
+/// Retry state of one request (or one file transfer).
+pub(crate) struct Backoff {
+    policy: RetryPolicy,
+    attempt: u32,
+    waited: Duration,
+    rng: u64,
+}
+
+impl Backoff {
+    pub(crate) fn new(policy: RetryPolicy) -> Self {
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9E37_79B9_7F4A_7C15);
+        Backoff {
+            policy,
+            attempt: 0,
+            waited: Duration::ZERO,
+            rng: seed | 1,
+        }
+    }
+
+    /// Progress was made: the next failure starts the schedule over.
+    pub(crate) fn reset(&mut self) {
+        self.attempt = 0;
+        self.waited = Duration::ZERO;
+    }
+
+    /// Retries used since the last reset.
+    pub(crate) fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The delay before the next retry, or `None` when the budget (count or total wait) is spent.
+    /// A server's `Retry-After` replaces the computed delay but is still capped by `max_delay`.
+    pub(crate) fn next_delay(&mut self, retry_after: Option<Duration>) -> Option<Duration> {
+        if self.attempt >= self.policy.max_retries {
+            return None;
+        }
+        let delay = match retry_after {
+            Some(d) => d.min(self.policy.max_delay),
+            None => {
+                let exp = self
+                    .policy
+                    .initial_delay
+                    .saturating_mul(1u32.checked_shl(self.attempt.min(20)).unwrap_or(u32::MAX))
+                    .min(self.policy.max_delay);
+                // Jitter in [50%, 100%] spreads out clients that failed together.
+                let frac = 0.5 + (self.next_random() % 1000) as f64 / 2000.0;
+                exp.mul_f64(frac)
+            }
+        };
+        if self.waited + delay > self.policy.max_total_wait {
+            return None;
+        }
+        self.attempt += 1;
+        self.waited += delay;
+        Some(delay)
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64: jitter needs spread, not cryptographic quality.
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+}
+
+/// Parses a `Retry-After` value: delta-seconds or an HTTP-date (IMF-fixdate).
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = parse_http_date(v)?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Parses `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn parse_http_date(s: &str) -> Option<SystemTime> {
+    let rest = s.split_once(", ")?.1;
+    let parts: Vec<&str> = rest.split_whitespace().collect();
+    if parts.len() != 5 || parts[4] != "GMT" {
+        return None;
+    }
+    let day: u64 = parts[0].parse().ok()?;
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| *m == parts[1])? as u64 + 1;
+    let year: i64 = parts[2].parse().ok()?;
+    let hms: Vec<u64> = parts[3]
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    if hms.len() != 3 || day == 0 || day > 31 || hms[0] > 23 || hms[1] > 59 || hms[2] > 60 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day)?;
+    let secs = days.checked_mul(86_400)? + hms[0] * 3600 + hms[1] * 60 + hms[2];
+    UNIX_EPOCH.checked_add(Duration::from_secs(secs))
+}
+
+/// Days since 1970-01-01 (Howard Hinnant's algorithm); `None` before the epoch.
+fn days_from_civil(y: i64, m: u64, d: u64) -> Option<u64> {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    u64::try_from(era * 146_097 + doe - 719_468).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_date() {
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:40 GMT", now),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:30 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(
+            parse_retry_after("Sun, 06 Foo 1994 08:49:30 GMT", now),
+            None
+        );
+    }
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        let policy = RetryPolicy {
+            max_retries: 4,
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(300),
+            max_total_wait: Duration::from_secs(10),
+        };
+        let mut b = Backoff::new(policy);
+        let delays: Vec<_> = std::iter::from_fn(|| b.next_delay(None)).collect();
+        assert_eq!(delays.len(), 4);
+        assert!(
+            delays
+                .iter()
+                .all(|d| *d >= Duration::from_millis(50) && *d <= policy.max_delay)
+        );
+        b.reset();
+        assert!(b.next_delay(Some(Duration::from_secs(99))) == Some(policy.max_delay));
+    }
+
+    #[test]
+    fn total_wait_budget_stops_retries() {
+        let policy = RetryPolicy {
+            max_retries: 100,
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(1),
+            max_total_wait: Duration::from_millis(2500),
+        };
+        let mut b = Backoff::new(policy);
+        let n = std::iter::from_fn(|| b.next_delay(Some(Duration::from_secs(1)))).count();
+        assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn retryable_statuses() {
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert!(is_retryable_status(s));
+        }
+        for s in [200, 206, 301, 400, 401, 403, 404, 416] {
+            assert!(!is_retryable_status(s));
+        }
+    }
+}

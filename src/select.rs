@@ -1,0 +1,1452 @@
+//! Which files of a repository a pull takes.
+//!
+//! Two ways of choosing compose, in this order:
+//!
+//! 1. A **variant** (`org/repo:VARIANT`), with lemonade's rules from `identify_gguf_models` and
+//!    `enumerate_gguf_variants`, so that lemon-pull downloads exactly what lemonade's loader will
+//!    look for:
+//!    - a name ending in `.safetensors`, `.pth`, `.ckpt`, `.gguf` or `.bin` is one exact file
+//!      (case-insensitively, by full path or, when unique, by file name);
+//!    - `*` is every `.gguf` file;
+//!    - otherwise, case-insensitively: a GGUF variant group by name (see below), then the unique
+//!      file matching `*<variant>.gguf`, then the `.gguf` files under a folder `<variant>/`, or
+//!      under a top-level folder ending in `-<variant>/` or `_<variant>/`.
+//!
+//!    Any variant also brings `config.json`, `tokenizer.json`, `tokenizer_config.json` and
+//!    `tokenizer.model` from the repo root when they exist. A shard
+//!    (`name-00001-of-00003.gguf`) always comes with the rest of its series, since llama.cpp cannot
+//!    load one shard alone. Vision projectors (`mmproj` anywhere in the path) are never picked by a
+//!    quantization variant unless the variant itself says `mmproj`; `*` and exact file names still
+//!    reach them.
+//! 2. **Include / exclude globs** with `huggingface_hub`'s `allow_patterns` / `ignore_patterns`
+//!    meaning (Python `fnmatch`: `*` crosses `/`, a pattern ending in `/` means everything below
+//!    it), case-sensitive. Includes keep files matching any include; excludes then drop matches.
+//!
+//! With neither, the whole repository is selected.
+//!
+//! # Variant groups
+//! Non-mmproj `.gguf` files form groups the way lemonade's `enumerate_gguf_variants` does:
+//! - files under a top-level folder form one group per folder, named after the quantization label
+//!   found in the folder name (`Q6_K/`, `Model-Q6_K/` → `Q6_K`) or else the folder name itself;
+//! - files at the root are grouped by the quantization label found in their name (`Q4_K_M`,
+//!   `UD-Q4_K_XL`, `IQ4_XS`, `F16`, `BF16`, `MXFP4`, ...), upper-cased. A shard series is one group.
+//!   When two different models share a label (`m-Q4_K_M.gguf`, `m-Q4_K_M-imatrix.gguf`), each is
+//!   named by its file stem instead (`m-Q4_K_M`, `m-Q4_K_M-imatrix`), as current lemonade does, so
+//!   that a bare `Q4_K_M` falls through to the suffix rule and picks `m-Q4_K_M.gguf`.
+//! - a root file with no label is its own group, named by its stem without the shard suffix.
+//!
+//! # Interpretations where lemonade's rules are loose
+//! - lemonade lists label-less files as variants only when no file has a label; here they are
+//!   always groups, so `:model` selects all shards of `model-0000k-of-0000n.gguf`.
+//! - Several groups with the matching name, several shard series matching `*<variant>.gguf`, or
+//!   (when nothing else matched) several widened groups with the matching label are all reported
+//!   as `FileNotFound` "Multiple GGUF variant groups matched ...", listing the files.
+//! - A file named exactly that is a shard brings its whole series too: lemonade expands shard
+//!   series picked by quantization name, and one shard alone cannot be loaded either way.
+//! - lemonade's "empty variant → first GGUF file" has no equivalent: an empty variant is an
+//!   invalid argument, and no variant means the whole repository.
+//! - Draft/MTP companions, which newer lemonade reports separately, are ordinary groups here.
+//! - A glob with an unterminated `[` or a reversed range (`[z-a]`) is an invalid argument, where
+//!   Python's `fnmatch` would quietly treat it as a literal or as matching nothing.
+
+use std::collections::BTreeMap;
+
+use crate::error::Error;
+
+/// Root files every variant brings along: llama.cpp ignores them, but lemonade's other backends and
+/// the update check read them.
+const VARIANT_EXTRAS: [&str; 4] = [
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "tokenizer.model",
+];
+
+/// Extensions that make a variant an exact file name rather than a quantization label.
+const FILE_VARIANT_EXTENSIONS: [&str; 5] = [".safetensors", ".pth", ".ckpt", ".gguf", ".bin"];
+
+/// What the caller asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Glob patterns; when non-empty, only files matching at least one are kept.
+    pub include: Vec<String>,
+    /// Glob patterns; files matching any are dropped (applied after `include`).
+    pub exclude: Vec<String>,
+    /// A lemonade variant (`Q4_K_M`, `model.safetensors`, `*`, a folder), applied first.
+    pub variant: Option<String>,
+}
+
+/// Picks the files to pull from `paths`, all repo-relative file paths at the commit.
+///
+/// Returns indices into `paths`, sorted by path, without duplicates (when a path is listed twice,
+/// its first index is returned).
+///
+/// # Errors
+/// - [`Error::InvalidArgument`] for a malformed glob or an empty variant;
+/// - [`Error::FileNotFound`] when the variant names nothing in the listing, or is ambiguous; the
+///   message lists the available variants or the competing files;
+/// - [`Error::NoFilesSelected`] when the include/exclude patterns leave nothing.
+pub fn select(repo: &str, paths: &[&str], sel: &Selection) -> Result<Vec<usize>, Error> {
+    let include = compile_all(&sel.include)?;
+    let exclude = compile_all(&sel.exclude)?;
+
+    let mut order: Vec<usize> = (0..paths.len()).collect();
+    order.sort_by(|&a, &b| paths[a].cmp(paths[b]).then(a.cmp(&b)));
+    order.dedup_by(|later, kept| paths[*later] == paths[*kept]);
+    let listing: Vec<&str> = order.iter().map(|&i| paths[i]).collect();
+
+    let mut chosen: Vec<usize> = match &sel.variant {
+        Some(variant) => variant_files(repo, &listing, variant)?,
+        None => (0..listing.len()).collect(),
+    };
+    let after_variant = chosen.len();
+    if !include.is_empty() {
+        chosen.retain(|&i| include.iter().any(|g| g.matches(listing[i])));
+    }
+    chosen.retain(|&i| !exclude.iter().any(|g| g.matches(listing[i])));
+
+    if chosen.is_empty() {
+        return Err(Error::NoFilesSelected {
+            repo: repo.to_string(),
+            detail: describe_empty(sel, after_variant, listing.len()),
+        });
+    }
+    Ok(chosen.into_iter().map(|i| order[i]).collect())
+}
+
+fn describe_empty(sel: &Selection, after_variant: usize, total: usize) -> String {
+    let mut parts = Vec::new();
+    if let Some(v) = &sel.variant {
+        let files = if after_variant == 1 { "file" } else { "files" };
+        parts.push(format!("variant {v:?} ({after_variant} {files})"));
+    }
+    if !sel.include.is_empty() {
+        parts.push(format!("include {:?}", sel.include));
+    }
+    if !sel.exclude.is_empty() {
+        parts.push(format!("exclude {:?}", sel.exclude));
+    }
+    if parts.is_empty() {
+        return "the repository lists no files".to_string();
+    }
+    format!(
+        "{} left no file out of {total} in the repository",
+        parts.join(", ")
+    )
+}
+
+/// Splits `org/repo:VARIANT` at the first `:` into the repo and the variant.
+///
+/// A bare repo gives `None`. Only the first `:` splits, so a variant may itself contain `:`.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when the part before or after the `:` is empty.
+pub fn split_repo_variant(spec: &str) -> Result<(String, Option<String>), Error> {
+    match spec.split_once(':') {
+        None => Ok((spec.to_string(), None)),
+        Some(("", _)) => Err(Error::InvalidArgument(format!(
+            "{spec:?}: missing repository before `:`"
+        ))),
+        Some((_, "")) => Err(Error::InvalidArgument(format!(
+            "{spec:?}: empty variant after `:`"
+        ))),
+        Some((repo, variant)) => Ok((repo.to_string(), Some(variant.to_string()))),
+    }
+}
+
+/// The names of the GGUF variant groups in a listing, sorted and without duplicates, e.g.
+/// `["Q4_K_M", "Q6_K", "Q8_0"]`. Each name selects its group when given as the variant.
+#[must_use]
+pub fn available_variants(paths: &[&str]) -> Vec<String> {
+    let mut names: Vec<String> = gguf_groups(paths).into_iter().map(|g| g.name).collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+// ---------------------------------------------------------------------------------------------
+// Variants
+
+/// Resolves a variant to positions in `listing` (sorted, unique paths).
+fn variant_files(repo: &str, listing: &[&str], variant: &str) -> Result<Vec<usize>, Error> {
+    if variant.is_empty() {
+        return Err(Error::InvalidArgument(
+            "empty variant (omit it to select the whole repository)".to_string(),
+        ));
+    }
+    let not_found = |message: String| Error::FileNotFound {
+        repo: repo.to_string(),
+        path: variant.to_string(),
+        message,
+    };
+    let lower = variant.to_lowercase();
+
+    let mut files = if FILE_VARIANT_EXTENSIONS.iter().any(|e| lower.ends_with(e)) {
+        exact_file(listing, variant, &lower).map_err(not_found)?
+    } else if variant == "*" {
+        let all: Vec<usize> = (0..listing.len())
+            .filter(|&i| is_gguf(listing[i]))
+            .collect();
+        if all.is_empty() {
+            return Err(not_found("the repository has no .gguf files".to_string()));
+        }
+        all
+    } else {
+        gguf_variant(listing, variant, &lower).map_err(not_found)?
+    };
+
+    for extra in VARIANT_EXTRAS {
+        if let Ok(i) = listing.binary_search(&extra) {
+            files.push(i);
+        }
+    }
+    files.sort_unstable();
+    files.dedup();
+    Ok(files)
+}
+
+/// The one file a file-name variant names, plus the rest of its shard series.
+fn exact_file(listing: &[&str], variant: &str, lower: &str) -> Result<Vec<usize>, String> {
+    let hit = if let Ok(i) = listing.binary_search(&variant) {
+        i
+    } else {
+        let by_path: Vec<usize> = (0..listing.len())
+            .filter(|&i| listing[i].to_lowercase() == lower)
+            .collect();
+        let candidates = if by_path.is_empty() {
+            let name = lower.rsplit('/').next().unwrap_or(lower);
+            (0..listing.len())
+                .filter(|&i| file_name(listing[i]).to_lowercase() == name)
+                .collect()
+        } else {
+            by_path
+        };
+        match candidates.as_slice() {
+            [] => return Err("no file has this path or file name".to_string()),
+            [one] => *one,
+            many => {
+                return Err(format!(
+                    "several files match this name: {}",
+                    join_paths(listing, many)
+                ));
+            }
+        }
+    };
+    Ok(series_of(listing, hit))
+}
+
+/// The group, suffix and folder rules, in that order.
+fn gguf_variant(listing: &[&str], variant: &str, lower: &str) -> Result<Vec<usize>, String> {
+    let groups = gguf_groups(listing);
+
+    let named: Vec<&Group> = groups
+        .iter()
+        .filter(|g| g.name.to_lowercase() == lower)
+        .collect();
+    match named.as_slice() {
+        [one] => return Ok(one.files.clone()),
+        [] => {}
+        many => return Err(ambiguous(listing, variant, many)),
+    }
+
+    // mmproj files only count when the variant asks for a projector.
+    let eligible =
+        |i: &usize| is_gguf(listing[*i]) && (!is_mmproj(listing[*i]) || lower.contains("mmproj"));
+
+    let suffix = format!("{lower}.gguf");
+    let mut series: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for i in (0..listing.len())
+        .filter(eligible)
+        .filter(|&i| listing[i].to_lowercase().ends_with(&suffix))
+    {
+        series.entry(series_key(listing[i])).or_default().push(i);
+    }
+    match series.len() {
+        0 => {}
+        1 => {
+            let first = series.into_values().flatten().next();
+            return Ok(first.map(|i| series_of(listing, i)).unwrap_or_default());
+        }
+        _ => {
+            let files: Vec<usize> = series.into_values().flatten().collect();
+            return Err(format!(
+                "Multiple GGUF variant groups matched '{variant}': {}",
+                join_paths(listing, &files)
+            ));
+        }
+    }
+
+    let folder = lower.trim_end_matches('/');
+    let prefix = format!("{folder}/");
+    let mut in_folder: Vec<usize> = (0..listing.len())
+        .filter(eligible)
+        .filter(|&i| listing[i].to_lowercase().starts_with(&prefix))
+        .collect();
+    if in_folder.is_empty() {
+        let dash = format!("-{folder}/");
+        let underscore = format!("_{folder}/");
+        in_folder = (0..listing.len())
+            .filter(eligible)
+            .filter(|&i| match listing[i].find('/') {
+                Some(slash) => listing[i].get(..=slash).is_some_and(|top| {
+                    let top = top.to_lowercase();
+                    top.ends_with(&dash) || top.ends_with(&underscore)
+                }),
+                None => false,
+            })
+            .collect();
+    }
+    if !in_folder.is_empty() {
+        return Ok(in_folder);
+    }
+
+    // Only reachable when names were widened because several models share this label.
+    let by_label: Vec<&Group> = groups
+        .iter()
+        .filter(|g| {
+            g.label
+                .as_deref()
+                .is_some_and(|l| l.to_lowercase() == lower)
+        })
+        .collect();
+    if !by_label.is_empty() {
+        return Err(ambiguous(listing, variant, &by_label));
+    }
+
+    let mut names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    Err(if names.is_empty() {
+        "the repository has no GGUF variants".to_string()
+    } else {
+        format!("available variants: {}", names.join(", "))
+    })
+}
+
+fn ambiguous(listing: &[&str], variant: &str, groups: &[&Group]) -> String {
+    let mut files: Vec<usize> = groups
+        .iter()
+        .flat_map(|g| g.files.iter().copied())
+        .collect();
+    files.sort_unstable();
+    files.dedup();
+    format!(
+        "Multiple GGUF variant groups matched '{variant}': {}",
+        join_paths(listing, &files)
+    )
+}
+
+fn join_paths(listing: &[&str], files: &[usize]) -> String {
+    files
+        .iter()
+        .map(|&i| listing[i])
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A GGUF variant group: what one variant name selects.
+#[derive(Debug)]
+struct Group {
+    /// What the user types after `:`.
+    name: String,
+    /// The quantization label the group was found by, when there is one.
+    label: Option<String>,
+    /// Positions in the listing, ascending.
+    files: Vec<usize>,
+}
+
+/// Groups the non-mmproj `.gguf` files of a listing (see the module docs).
+fn gguf_groups(listing: &[&str]) -> Vec<Group> {
+    let mut folders: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    // label -> series key -> files
+    let mut labelled: BTreeMap<String, BTreeMap<String, Vec<usize>>> = BTreeMap::new();
+    let mut unlabelled: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+
+    for (i, path) in listing.iter().enumerate() {
+        if !is_gguf(path) || is_mmproj(path) {
+            continue;
+        }
+        match path.split_once('/') {
+            Some((top, _)) if !top.is_empty() => folders.entry(top).or_default().push(i),
+            _ => match quant_label(path) {
+                Some(label) => labelled
+                    .entry(label)
+                    .or_default()
+                    .entry(series_key(path))
+                    .or_default()
+                    .push(i),
+                None => unlabelled.entry(series_key(path)).or_default().push(i),
+            },
+        }
+    }
+
+    let mut groups = Vec::new();
+    for (folder, files) in folders {
+        let label = quant_label(folder);
+        groups.push(Group {
+            name: label.clone().unwrap_or_else(|| folder.to_string()),
+            label,
+            files,
+        });
+    }
+    for (label, series) in labelled {
+        let widen = series.len() > 1;
+        for files in series.into_values() {
+            let name = if widen {
+                files.first().map(|&i| stem(listing[i])).unwrap_or_default()
+            } else {
+                label.clone()
+            };
+            groups.push(Group {
+                name,
+                label: Some(label.clone()),
+                files,
+            });
+        }
+    }
+    for files in unlabelled.into_values() {
+        groups.push(Group {
+            name: files.first().map(|&i| stem(listing[i])).unwrap_or_default(),
+            label: None,
+            files,
+        });
+    }
+    groups
+}
+
+fn is_gguf(path: &str) -> bool {
+    path.to_ascii_lowercase().ends_with(".gguf")
+}
+
+fn is_mmproj(path: &str) -> bool {
+    path.to_ascii_lowercase().contains("mmproj")
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Splits `base-00001-of-00003.gguf` into (`base`, `00003`).
+fn shard_parts(name: &str) -> Option<(&str, &str)> {
+    let body = name.get(..name.len().checked_sub(5)?)?;
+    if !name.get(body.len()..)?.eq_ignore_ascii_case(".gguf") {
+        return None;
+    }
+    let (rest, total) = body.rsplit_once("-of-")?;
+    let (base, index) = rest.rsplit_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(index) && digits(total)).then_some((base, total))
+}
+
+/// Files of one shard series share this key; any other file is its own series.
+fn series_key(path: &str) -> String {
+    let (dir, name) = match path.rsplit_once('/') {
+        Some((dir, name)) => (Some(dir), name),
+        None => (None, path),
+    };
+    match shard_parts(name) {
+        Some((base, total)) => match dir {
+            Some(dir) => format!("{dir}/{base}\0{total}"),
+            None => format!("{base}\0{total}"),
+        },
+        None => path.to_string(),
+    }
+}
+
+/// The file and the rest of its shard series, if it is a shard.
+fn series_of(listing: &[&str], hit: usize) -> Vec<usize> {
+    if shard_parts(file_name(listing[hit])).is_none() {
+        return vec![hit];
+    }
+    let key = series_key(listing[hit]);
+    (0..listing.len())
+        .filter(|&i| is_gguf(listing[i]) && series_key(listing[i]) == key)
+        .collect()
+}
+
+/// A file name without `.gguf` and without the shard suffix.
+fn stem(path: &str) -> String {
+    let name = file_name(path);
+    if let Some((base, _)) = shard_parts(name) {
+        return base.to_string();
+    }
+    name.get(..name.len().saturating_sub(5))
+        .unwrap_or(name)
+        .to_string()
+}
+
+/// The quantization label in a file or folder name, upper-cased, as lemonade's regex finds it:
+/// `(?:^|[-._/])((?:UD[-_])?(?:Q\d+(?:_\d)?(?:_K)?(?:_(?:M|S|L|XL|XXL))?|IQ\d+(?:_(?:M|S|L|XS|XXS|NL))?
+/// |F(?:16|32)|BF16|MXFP\d+(?:_MOE)?))(?=[-._/]|$)`, case-insensitive, leftmost match, with the
+/// regex's own preference order among alternatives.
+fn quant_label(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let is_sep = |c: u8| matches!(c, b'-' | b'.' | b'_' | b'/');
+    let starts = std::iter::once(0).chain((0..b.len()).filter(|&i| is_sep(b[i])).map(|i| i + 1));
+    for start in starts {
+        for end in label_ends(b, start) {
+            if end == b.len() || is_sep(b[end]) {
+                // The label is ASCII, so `start..end` are char boundaries.
+                return s.get(start..end).map(str::to_ascii_uppercase);
+            }
+        }
+    }
+    None
+}
+
+/// Every end position of a label starting at `start`, in the regex's preference order.
+fn label_ends(b: &[u8], start: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut after_prefix = Vec::with_capacity(2);
+    if let Some(p) = lit(b, start, "UD").and_then(|p| one_of(b, p, b"-_")) {
+        after_prefix.push(p);
+    }
+    after_prefix.push(start);
+    for p in after_prefix {
+        if let Some(p) = lit(b, p, "Q") {
+            for p in digit_runs(b, p) {
+                for p in opt(b, p, |b, p| lit(b, p, "_").and_then(|p| one_digit(b, p))) {
+                    for p in opt(b, p, |b, p| lit(b, p, "_K")) {
+                        out.extend(opt_alts(b, p, &["_M", "_S", "_L", "_XL", "_XXL"]));
+                    }
+                }
+            }
+        }
+        if let Some(p) = lit(b, p, "IQ") {
+            for p in digit_runs(b, p) {
+                out.extend(opt_alts(b, p, &["_M", "_S", "_L", "_XS", "_XXS", "_NL"]));
+            }
+        }
+        if let Some(p) = lit(b, p, "F") {
+            out.extend(["16", "32"].iter().filter_map(|l| lit(b, p, l)));
+        }
+        out.extend(lit(b, p, "BF16"));
+        if let Some(p) = lit(b, p, "MXFP") {
+            for p in digit_runs(b, p) {
+                out.extend(opt(b, p, |b, p| lit(b, p, "_MOE")));
+            }
+        }
+    }
+    out
+}
+
+/// Matches `text` case-insensitively at `p`.
+fn lit(b: &[u8], p: usize, text: &str) -> Option<usize> {
+    let end = p.checked_add(text.len())?;
+    b.get(p..end)?
+        .eq_ignore_ascii_case(text.as_bytes())
+        .then_some(end)
+}
+
+fn one_of(b: &[u8], p: usize, set: &[u8]) -> Option<usize> {
+    b.get(p).filter(|c| set.contains(c)).map(|_| p + 1)
+}
+
+fn one_digit(b: &[u8], p: usize) -> Option<usize> {
+    b.get(p).filter(|c| c.is_ascii_digit()).map(|_| p + 1)
+}
+
+/// `\d+`, greedy: longest run first.
+fn digit_runs(b: &[u8], p: usize) -> impl Iterator<Item = usize> {
+    let run = b
+        .get(p..)
+        .map_or(0, |r| r.iter().take_while(|c| c.is_ascii_digit()).count());
+    (p + 1..=p + run).rev()
+}
+
+/// `(?:x)?`, greedy: with `x` first, then without.
+fn opt(b: &[u8], p: usize, x: impl Fn(&[u8], usize) -> Option<usize>) -> Vec<usize> {
+    x(b, p).into_iter().chain(std::iter::once(p)).collect()
+}
+
+/// `(?:a|b|...)?`: each alternative in order, then none.
+fn opt_alts(b: &[u8], p: usize, alts: &[&str]) -> Vec<usize> {
+    alts.iter()
+        .filter_map(|a| lit(b, p, a))
+        .chain(std::iter::once(p))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Globs
+
+fn compile_all(patterns: &[String]) -> Result<Vec<Glob>, Error> {
+    patterns.iter().map(|p| Glob::new(p)).collect()
+}
+
+/// One element of a compiled glob.
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Lit(char),
+    /// `?`
+    Any,
+    /// `*` (runs of stars are folded into one)
+    Star,
+    /// `[...]` / `[!...]`, as inclusive ranges.
+    Set {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
+}
+
+impl Tok {
+    fn matches(&self, c: char) -> bool {
+        match self {
+            Tok::Lit(l) => *l == c,
+            Tok::Any => true,
+            Tok::Star => false,
+            Tok::Set { negated, ranges } => {
+                ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated
+            }
+        }
+    }
+}
+
+/// A compiled `fnmatch` pattern.
+#[derive(Debug, Clone)]
+struct Glob {
+    toks: Vec<Tok>,
+}
+
+impl Glob {
+    fn new(pattern: &str) -> Result<Glob, Error> {
+        let invalid =
+            |why: &str| Error::InvalidArgument(format!("invalid glob pattern {pattern:?}: {why}"));
+        // huggingface_hub treats `dir/` as "everything under dir".
+        let mut chars: Vec<char> = pattern.chars().collect();
+        if pattern.ends_with('/') {
+            chars.push('*');
+        }
+        let mut toks = Vec::new();
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            i += 1;
+            match c {
+                '*' => {
+                    if toks.last() != Some(&Tok::Star) {
+                        toks.push(Tok::Star);
+                    }
+                }
+                '?' => toks.push(Tok::Any),
+                '[' => {
+                    let negated = chars.get(i) == Some(&'!');
+                    if negated {
+                        i += 1;
+                    }
+                    let mut ranges = Vec::new();
+                    let mut first = true;
+                    loop {
+                        let Some(&lo) = chars.get(i) else {
+                            return Err(invalid("unterminated `[`"));
+                        };
+                        // `]` right after `[` or `[!` is a member, as in fnmatch.
+                        if lo == ']' && !first {
+                            i += 1;
+                            break;
+                        }
+                        first = false;
+                        if let (Some('-'), Some(&hi)) = (chars.get(i + 1), chars.get(i + 2))
+                            && hi != ']'
+                        {
+                            if hi < lo {
+                                return Err(invalid("reversed range in `[...]`"));
+                            }
+                            ranges.push((lo, hi));
+                            i += 3;
+                        } else {
+                            ranges.push((lo, lo));
+                            i += 1;
+                        }
+                    }
+                    toks.push(Tok::Set { negated, ranges });
+                }
+                c => toks.push(Tok::Lit(c)),
+            }
+        }
+        Ok(Glob { toks })
+    }
+
+    /// Wildcard matching with a single backtrack point (the last `*`): O(len(text) × len(pattern))
+    /// at worst, so hostile patterns like `*a*a*a*a*b` cannot blow up.
+    fn matches(&self, text: &str) -> bool {
+        let text: Vec<char> = text.chars().collect();
+        let toks = &self.toks;
+        let (mut p, mut t) = (0, 0);
+        // (pattern position after the last `*`, text position that `*` resumes from)
+        let mut star: Option<(usize, usize)> = None;
+        while t < text.len() {
+            match toks.get(p) {
+                Some(Tok::Star) => {
+                    p += 1;
+                    star = Some((p, t));
+                    continue;
+                }
+                Some(tok) if tok.matches(text[t]) => {
+                    p += 1;
+                    t += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            match star {
+                // Let the last `*` swallow one more character and retry from there.
+                Some((sp, st)) => {
+                    p = sp;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            }
+        }
+        toks.get(p..)
+            .is_some_and(|rest| rest.iter().all(|tok| *tok == Tok::Star))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPO: &str = "org/m-GGUF";
+    const LISTING: [&str; 7] = [
+        "m-Q4_K_M.gguf",
+        "m-Q8_0.gguf",
+        "Q6_K/m-Q6_K-00001-of-00002.gguf",
+        "Q6_K/m-Q6_K-00002-of-00002.gguf",
+        "mmproj-m-f16.gguf",
+        "config.json",
+        "README.md",
+    ];
+
+    fn names(paths: &[&str], idx: &[usize]) -> Vec<String> {
+        idx.iter().map(|&i| paths[i].to_string()).collect()
+    }
+
+    fn pick(paths: &[&str], sel: &Selection) -> Result<Vec<String>, Error> {
+        select(REPO, paths, sel).map(|idx| names(paths, &idx))
+    }
+
+    fn variant(paths: &[&str], v: &str) -> Result<Vec<String>, Error> {
+        pick(
+            paths,
+            &Selection {
+                variant: Some(v.to_string()),
+                ..Selection::default()
+            },
+        )
+    }
+
+    fn globs(paths: &[&str], include: &[&str], exclude: &[&str]) -> Result<Vec<String>, Error> {
+        pick(
+            paths,
+            &Selection {
+                include: include.iter().map(|s| s.to_string()).collect(),
+                exclude: exclude.iter().map(|s| s.to_string()).collect(),
+                variant: None,
+            },
+        )
+    }
+
+    fn not_found_message(r: Result<Vec<String>, Error>) -> String {
+        match r {
+            Err(Error::FileNotFound { message, .. }) => message,
+            other => panic!("expected FileNotFound, got {other:?}"),
+        }
+    }
+
+    fn glob(p: &str, t: &str) -> bool {
+        Glob::new(p).expect("test pattern is valid").matches(t)
+    }
+
+    // ---- variants: the brief's examples
+
+    #[test]
+    fn quant_variant_picks_file_and_config() {
+        assert_eq!(
+            variant(&LISTING, "Q4_K_M").unwrap(),
+            ["config.json", "m-Q4_K_M.gguf"]
+        );
+        assert_eq!(
+            variant(&LISTING, "q4_k_m").unwrap(),
+            ["config.json", "m-Q4_K_M.gguf"]
+        );
+        assert_eq!(
+            variant(&LISTING, "Q8_0").unwrap(),
+            ["config.json", "m-Q8_0.gguf"]
+        );
+    }
+
+    #[test]
+    fn folder_group_takes_all_shards() {
+        assert_eq!(
+            variant(&LISTING, "Q6_K").unwrap(),
+            [
+                "Q6_K/m-Q6_K-00001-of-00002.gguf",
+                "Q6_K/m-Q6_K-00002-of-00002.gguf",
+                "config.json"
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_variant_lists_available() {
+        let r = variant(&LISTING, "Q5_K_M");
+        let msg = not_found_message(r);
+        assert!(msg.contains("Q4_K_M, Q6_K, Q8_0"), "{msg}");
+        match variant(&LISTING, "Q5_K_M").unwrap_err() {
+            e @ Error::FileNotFound { .. } => {
+                assert_eq!(e.status(), crate::error::Status::FileNotFound);
+                assert!(e.to_string().contains("\"Q5_K_M\""), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn shorter_label_does_not_pick_longer_one() {
+        let msg = not_found_message(variant(&LISTING, "Q4_K"));
+        assert!(msg.contains("available variants"), "{msg}");
+        // Even when both exist, each picks its own file.
+        let paths = ["m-Q4_K.gguf", "m-Q4_K_M.gguf"];
+        assert_eq!(variant(&paths, "Q4_K").unwrap(), ["m-Q4_K.gguf"]);
+        assert_eq!(variant(&paths, "Q4_K_M").unwrap(), ["m-Q4_K_M.gguf"]);
+    }
+
+    #[test]
+    fn available_variants_of_listing() {
+        assert_eq!(available_variants(&LISTING), ["Q4_K_M", "Q6_K", "Q8_0"]);
+        assert!(available_variants(&["README.md", "model.safetensors"]).is_empty());
+        assert!(available_variants(&[]).is_empty());
+    }
+
+    // ---- variants: other rules
+
+    #[test]
+    fn mmproj_is_not_picked_by_quant() {
+        let paths = ["m-F16.gguf", "mmproj-m-F16.gguf", "m-Q4_0.gguf"];
+        assert_eq!(variant(&paths, "F16").unwrap(), ["m-F16.gguf"]);
+        assert_eq!(available_variants(&paths), ["F16", "Q4_0"]);
+        // Only a projector matches the suffix: still not picked by a quantization variant.
+        let paths = ["m-Q4_0.gguf", "mmproj-m-f16.gguf"];
+        assert!(variant(&paths, "f16").is_err());
+        // ...unless the variant names it.
+        assert_eq!(
+            variant(&paths, "mmproj-m-f16").unwrap(),
+            ["mmproj-m-f16.gguf"]
+        );
+        assert_eq!(
+            variant(&paths, "mmproj-m-f16.gguf").unwrap(),
+            ["mmproj-m-f16.gguf"]
+        );
+    }
+
+    #[test]
+    fn star_takes_every_gguf() {
+        assert_eq!(
+            variant(&LISTING, "*").unwrap(),
+            [
+                "Q6_K/m-Q6_K-00001-of-00002.gguf",
+                "Q6_K/m-Q6_K-00002-of-00002.gguf",
+                "config.json",
+                "m-Q4_K_M.gguf",
+                "m-Q8_0.gguf",
+                "mmproj-m-f16.gguf",
+            ]
+        );
+        let msg = not_found_message(variant(&["README.md"], "*"));
+        assert!(msg.contains("no .gguf"), "{msg}");
+    }
+
+    #[test]
+    fn exact_file_variants() {
+        let paths = [
+            "split_files/vae/ae.safetensors",
+            "model.safetensors",
+            "Model.BIN",
+            "weights/x.pth",
+            "dup/a.ckpt",
+            "other/a.ckpt",
+            "config.json",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "tokenizer.model",
+            "sub/tokenizer.json",
+        ];
+        let extras = [
+            "config.json",
+            "tokenizer.json",
+            "tokenizer.model",
+            "tokenizer_config.json",
+        ];
+        let with = |f: &str| {
+            let mut v: Vec<String> = extras.iter().map(|s| s.to_string()).collect();
+            v.push(f.to_string());
+            v.sort();
+            v
+        };
+        assert_eq!(
+            variant(&paths, "model.safetensors").unwrap(),
+            with("model.safetensors")
+        );
+        assert_eq!(
+            variant(&paths, "MODEL.safetensors").unwrap(),
+            with("model.safetensors")
+        );
+        assert_eq!(variant(&paths, "model.bin").unwrap(), with("Model.BIN"));
+        // By file name when unique.
+        assert_eq!(
+            variant(&paths, "ae.safetensors").unwrap(),
+            with("split_files/vae/ae.safetensors")
+        );
+        assert_eq!(variant(&paths, "x.pth").unwrap(), with("weights/x.pth"));
+        // Ambiguous file name.
+        let msg = not_found_message(variant(&paths, "a.ckpt"));
+        assert!(
+            msg.contains("dup/a.ckpt") && msg.contains("other/a.ckpt"),
+            "{msg}"
+        );
+        assert_eq!(variant(&paths, "dup/a.ckpt").unwrap(), with("dup/a.ckpt"));
+        // Missing.
+        let msg = not_found_message(variant(&paths, "missing.safetensors"));
+        assert!(msg.contains("no file has this path"), "{msg}");
+    }
+
+    #[test]
+    fn exact_case_wins_over_case_insensitive_duplicates() {
+        let paths = ["A.gguf", "a.gguf"];
+        assert_eq!(variant(&paths, "a.gguf").unwrap(), ["a.gguf"]);
+        assert!(variant(&paths, "A.GGUF").is_err());
+    }
+
+    #[test]
+    fn exact_shard_name_brings_series() {
+        let paths = [
+            "big-Q4_K_M-00001-of-00003.gguf",
+            "big-Q4_K_M-00002-of-00003.gguf",
+            "big-Q4_K_M-00003-of-00003.gguf",
+            "big-Q8_0-00001-of-00002.gguf",
+            "big-Q8_0-00002-of-00002.gguf",
+        ];
+        assert_eq!(
+            variant(&paths, "big-Q4_K_M-00001-of-00003.gguf").unwrap(),
+            &paths[..3]
+        );
+        assert_eq!(variant(&paths, "Q4_K_M").unwrap(), &paths[..3]);
+        assert_eq!(variant(&paths, "q8_0").unwrap(), &paths[3..]);
+        assert_eq!(available_variants(&paths), ["Q4_K_M", "Q8_0"]);
+    }
+
+    #[test]
+    fn root_shards_group_with_label() {
+        let paths = [
+            "Model-Q8_0.gguf",
+            "Model-Q4_K_M-00001-of-00002.gguf",
+            "Model-Q4_K_M-00002-of-00002.gguf",
+            "config.json",
+        ];
+        assert_eq!(
+            variant(&paths, "Q4_K_M").unwrap(),
+            [
+                "Model-Q4_K_M-00001-of-00002.gguf",
+                "Model-Q4_K_M-00002-of-00002.gguf",
+                "config.json"
+            ]
+        );
+    }
+
+    #[test]
+    fn shared_label_widens_names_and_suffix_resolves() {
+        let paths = [
+            "Model-Q4_K_M.gguf",
+            "Model-Q4_K_M-imatrix.gguf",
+            "Model-Q8_0.gguf",
+        ];
+        assert_eq!(
+            available_variants(&paths),
+            ["Model-Q4_K_M", "Model-Q4_K_M-imatrix", "Q8_0"]
+        );
+        assert_eq!(variant(&paths, "Q4_K_M").unwrap(), ["Model-Q4_K_M.gguf"]);
+        assert_eq!(
+            variant(&paths, "model-q4_k_m-imatrix").unwrap(),
+            ["Model-Q4_K_M-imatrix.gguf"]
+        );
+        // Neither file ends with the label: the user has to choose.
+        let paths = ["A-Q4_K_M-imatrix.gguf", "A-Q4_K_M-other.gguf"];
+        let msg = not_found_message(variant(&paths, "Q4_K_M"));
+        assert!(
+            msg.starts_with("Multiple GGUF variant groups matched 'Q4_K_M'"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("A-Q4_K_M-imatrix.gguf, A-Q4_K_M-other.gguf"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn same_name_in_folder_and_root_is_ambiguous() {
+        let paths = [
+            "Q6_K/m-Q6_K-00001-of-00002.gguf",
+            "Q6_K/m-Q6_K-00002-of-00002.gguf",
+            "m-Q6_K.gguf",
+        ];
+        let msg = not_found_message(variant(&paths, "Q6_K"));
+        assert!(
+            msg.starts_with("Multiple GGUF variant groups matched 'Q6_K'"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("m-Q6_K.gguf") && msg.contains("00002-of-00002"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn suffix_match_across_groups_is_ambiguous() {
+        // Both end with `-it.gguf` but are different models.
+        let paths = ["a/x-it.gguf", "b/y-it.gguf"];
+        let msg = not_found_message(variant(&paths, "it"));
+        assert!(
+            msg.starts_with("Multiple GGUF variant groups matched 'it'"),
+            "{msg}"
+        );
+        // A unique suffix match in a folder.
+        let paths = ["gguf/model-Q4_K_M.gguf", "gguf/model-Q8_0.gguf"];
+        assert_eq!(available_variants(&paths), ["gguf"]);
+        assert_eq!(
+            variant(&paths, "Q4_K_M").unwrap(),
+            ["gguf/model-Q4_K_M.gguf"]
+        );
+        assert_eq!(variant(&paths, "gguf").unwrap(), paths);
+    }
+
+    #[test]
+    fn suffix_rule_is_plain_suffix() {
+        // lemonade's suffix rule has no separator requirement.
+        let paths = ["qwen3.gguf", "other.gguf"];
+        assert_eq!(variant(&paths, "qwen3").unwrap(), ["qwen3.gguf"]);
+        assert_eq!(variant(&paths, "wen3").unwrap(), ["qwen3.gguf"]);
+    }
+
+    #[test]
+    fn folder_rules() {
+        let paths = [
+            "Qwen3-Coder-Next-Q4_K_M/a-00001-of-00002.gguf",
+            "Qwen3-Coder-Next-Q4_K_M/a-00002-of-00002.gguf",
+            "weights_custom/b.gguf",
+            "weights_custom/mmproj-b.gguf",
+            "nested/deep/c.gguf",
+            "nested/deep/notes.txt",
+        ];
+        // The folder's label names the group.
+        assert_eq!(variant(&paths, "q4_k_m").unwrap(), &paths[..2]);
+        // Exact folder name (group without a label, named by the folder).
+        assert_eq!(
+            variant(&paths, "weights_custom").unwrap(),
+            ["weights_custom/b.gguf"]
+        );
+        // `_<variant>/` suffix of a top-level folder.
+        assert_eq!(
+            variant(&paths, "custom").unwrap(),
+            ["weights_custom/b.gguf"]
+        );
+        // `-<variant>/` suffix.
+        assert_eq!(variant(&paths, "Next-Q4_K_M").unwrap(), &paths[..2]);
+        // A nested folder by prefix, trailing slash tolerated.
+        assert_eq!(
+            variant(&paths, "nested/deep").unwrap(),
+            ["nested/deep/c.gguf"]
+        );
+        assert_eq!(
+            variant(&paths, "nested/deep/").unwrap(),
+            ["nested/deep/c.gguf"]
+        );
+    }
+
+    #[test]
+    fn unlabelled_files_are_groups() {
+        let paths = [
+            "model-00001-of-00002.gguf",
+            "model-00002-of-00002.gguf",
+            "draft.gguf",
+        ];
+        assert_eq!(available_variants(&paths), ["draft", "model"]);
+        assert_eq!(variant(&paths, "MODEL").unwrap(), &paths[..2]);
+        assert_eq!(variant(&paths, "draft").unwrap(), ["draft.gguf"]);
+    }
+
+    #[test]
+    fn extras_only_from_root() {
+        let paths = [
+            "m-Q4_0.gguf",
+            "sub/config.json",
+            "tokenizer.model",
+            "Config.json",
+        ];
+        assert_eq!(
+            variant(&paths, "Q4_0").unwrap(),
+            ["m-Q4_0.gguf", "tokenizer.model"]
+        );
+    }
+
+    #[test]
+    fn empty_variant_is_invalid() {
+        assert!(matches!(
+            variant(&LISTING, ""),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn no_gguf_at_all() {
+        let msg = not_found_message(variant(&["README.md"], "Q4_K_M"));
+        assert!(msg.contains("no GGUF variants"), "{msg}");
+    }
+
+    // ---- quantization labels
+
+    #[test]
+    fn labels() {
+        let cases = [
+            ("m-Q4_K_M.gguf", Some("Q4_K_M")),
+            ("m-q4_k_m.gguf", Some("Q4_K_M")),
+            ("m-Q8_0.gguf", Some("Q8_0")),
+            ("m-Q4_K.gguf", Some("Q4_K")),
+            ("m-Q4_K_XL.gguf", Some("Q4_K_XL")),
+            ("m-UD-Q4_K_XL.gguf", Some("UD-Q4_K_XL")),
+            ("m-UD_Q2_K_XXL-00001-of-00002.gguf", Some("UD_Q2_K_XXL")),
+            ("m-IQ4_XS.gguf", Some("IQ4_XS")),
+            ("m-IQ2_XXS.gguf", Some("IQ2_XXS")),
+            ("m-IQ4_NL.gguf", Some("IQ4_NL")),
+            ("Llama-3.2-1B-Instruct-F16.gguf", Some("F16")),
+            ("m.BF16.gguf", Some("BF16")),
+            ("m-F32.gguf", Some("F32")),
+            ("gpt-oss-MXFP4.gguf", Some("MXFP4")),
+            ("gpt-oss-mxfp4_moe.gguf", Some("MXFP4_MOE")),
+            ("Qwen3-8B-Q4_1.gguf", Some("Q4_1")),
+            ("Qwen3.6-27B-MTP-IMAT-IQ4_XS-Q8nextn.gguf", Some("IQ4_XS")),
+            ("Q6_K", Some("Q6_K")),
+            ("Model-Q6_K", Some("Q6_K")),
+            // Not labels: no separator before or after.
+            ("qwen2.5-7b.gguf", None),
+            ("model.gguf", None),
+            ("mQ4_0.gguf", None),
+            ("m-F16x.gguf", None),
+            ("", None),
+            // The regex backtracks to a shorter label that is followed by a separator.
+            ("m-Q4_K_Mx.gguf", Some("Q4_K")),
+            ("m-Q4_0x.gguf", Some("Q4")),
+            ("a-IQ4_XSx.gguf", Some("IQ4")),
+            ("m-Q4_K_L_x.gguf", Some("Q4_K_L")),
+            ("m-Q4_1_K_S.gguf", Some("Q4_1_K_S")),
+            ("m-Q12.gguf", Some("Q12")),
+            ("x-UD-Q4", Some("UD-Q4")),
+            ("UD-x-Q4", Some("Q4")),
+            ("é-Q4_0.gguf", Some("Q4_0")),
+        ];
+        // Expectations checked against Python's `re` with lemonade's pattern (same backtracking
+        // order as std::regex's ECMAScript grammar for this pattern).
+        for (s, want) in cases {
+            assert_eq!(quant_label(s).as_deref(), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn shard_parsing() {
+        assert_eq!(
+            shard_parts("m-Q6_K-00001-of-00002.gguf"),
+            Some(("m-Q6_K", "00002"))
+        );
+        assert_eq!(shard_parts("m-00001-of-00002.GGUF"), Some(("m", "00002")));
+        assert_eq!(shard_parts("m-00001-of-00002.gguf.partial"), None);
+        assert_eq!(shard_parts("m-of-00002.gguf"), None);
+        assert_eq!(shard_parts("m-x-of-00002.gguf"), None);
+        assert_eq!(shard_parts(".gguf"), None);
+        assert_eq!(shard_parts("é"), None);
+        assert_eq!(stem("a/b/m-Q6_K-00001-of-00002.gguf"), "m-Q6_K");
+        assert_eq!(stem("m.GGUF"), "m");
+    }
+
+    // ---- globs
+
+    #[test]
+    fn glob_basics() {
+        assert!(glob("*.json", "config.json"));
+        assert!(glob("*.json", "sub/dir/config.json"), "`*` crosses `/`");
+        assert!(!glob("*.json", "config.jsonl"));
+        assert!(glob("?.txt", "a.txt"));
+        assert!(!glob("?.txt", "ab.txt"));
+        assert!(glob("a?b", "a/b"));
+        assert!(glob("[abc].md", "b.md"));
+        assert!(!glob("[abc].md", "d.md"));
+        assert!(glob("[!abc].md", "d.md"));
+        assert!(!glob("[!abc].md", "a.md"));
+        assert!(glob("model-[0-9][0-9].bin", "model-07.bin"));
+        assert!(!glob("model-[0-9][0-9].bin", "model-7a.bin"));
+        assert!(glob("[]]", "]"));
+        assert!(glob("[!]]", "a"));
+        assert!(!glob("[!]]", "]"));
+        assert!(glob("[a-]", "-"));
+        assert!(glob("[-a]", "-"));
+        assert!(glob("[^a]", "^"), "`^` is literal in fnmatch");
+        assert!(glob("a\\b", "a\\b"), "backslash is literal");
+        assert!(glob("モ*.json", "モデル.json"));
+        assert!(glob("", ""));
+        assert!(!glob("", "a"));
+        assert!(glob("*", ""));
+        assert!(glob("**", "a/b"));
+        assert!(!glob("*.JSON", "a.json"), "case-sensitive");
+    }
+
+    #[test]
+    fn glob_directory_pattern() {
+        assert!(glob("vae/", "vae/ae.safetensors"));
+        assert!(glob("vae/", "vae/sub/x"));
+        assert!(!glob("vae/", "other/vae.txt"));
+        assert!(!glob("vae/", "vae"));
+    }
+
+    #[test]
+    fn invalid_globs() {
+        for p in ["[abc", "a[", "[!", "[]", "[z-a]"] {
+            match Glob::new(p) {
+                Err(Error::InvalidArgument(m)) => assert!(m.contains(&format!("{p:?}")), "{m}"),
+                other => panic!("{p:?}: {other:?}"),
+            }
+        }
+        let r = globs(&LISTING, &["[oops"], &[]);
+        match r {
+            Err(Error::InvalidArgument(m)) => assert!(m.contains("[oops"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let r = globs(&LISTING, &[], &["ok", "x[9-0]"]);
+        assert!(matches!(r, Err(Error::InvalidArgument(m)) if m.contains("x[9-0]")));
+    }
+
+    #[test]
+    fn hostile_glob_is_not_exponential() {
+        let text = "a".repeat(20_000);
+        let g = Glob::new("*a*a*a*a*a*a*a*a*a*a*b").unwrap();
+        let start = std::time::Instant::now();
+        assert!(!g.matches(&text));
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+        assert!(
+            Glob::new("*a*a*a*a*b")
+                .unwrap()
+                .matches(&format!("{text}b"))
+        );
+    }
+
+    // ---- include / exclude
+
+    #[test]
+    fn no_selector_is_whole_repo() {
+        let all = pick(&LISTING, &Selection::default()).unwrap();
+        let mut want: Vec<String> = LISTING.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(all, want);
+    }
+
+    #[test]
+    fn include_and_exclude() {
+        assert_eq!(
+            globs(&LISTING, &["*.json", "*.md"], &[]).unwrap(),
+            ["README.md", "config.json"]
+        );
+        assert_eq!(
+            globs(&LISTING, &["*.gguf"], &["mmproj*", "Q6_K/"]).unwrap(),
+            ["m-Q4_K_M.gguf", "m-Q8_0.gguf"]
+        );
+        assert_eq!(
+            globs(&LISTING, &[], &["*.gguf"]).unwrap(),
+            ["README.md", "config.json"]
+        );
+    }
+
+    #[test]
+    fn variant_then_include_then_exclude() {
+        let sel = Selection {
+            include: vec!["*.gguf".into()],
+            exclude: vec![],
+            variant: Some("Q6_K".into()),
+        };
+        assert_eq!(
+            pick(&LISTING, &sel).unwrap(),
+            [
+                "Q6_K/m-Q6_K-00001-of-00002.gguf",
+                "Q6_K/m-Q6_K-00002-of-00002.gguf"
+            ]
+        );
+        let sel = Selection {
+            include: vec![],
+            exclude: vec!["config.json".into()],
+            variant: Some("Q4_K_M".into()),
+        };
+        assert_eq!(pick(&LISTING, &sel).unwrap(), ["m-Q4_K_M.gguf"]);
+        // Include cannot add files the variant did not pick.
+        let sel = Selection {
+            include: vec!["README.md".into()],
+            exclude: vec![],
+            variant: Some("Q4_K_M".into()),
+        };
+        match pick(&LISTING, &sel) {
+            Err(Error::NoFilesSelected { repo, detail }) => {
+                assert_eq!(repo, REPO);
+                assert!(detail.contains("\"Q4_K_M\" (2 files)"), "{detail}");
+                assert!(detail.contains("README.md"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_results() {
+        match globs(&LISTING, &["*.onnx"], &[]) {
+            Err(e @ Error::NoFilesSelected { .. }) => {
+                assert_eq!(e.status(), crate::error::Status::NoFilesSelected);
+                let s = e.to_string();
+                assert!(s.contains("*.onnx") && s.contains("out of 7"), "{s}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match globs(&LISTING, &[], &["*"]) {
+            Err(Error::NoFilesSelected { detail, .. }) => {
+                assert!(detail.contains("exclude [\"*\"]"), "{detail}")
+            }
+            other => panic!("{other:?}"),
+        }
+        match pick(&[], &Selection::default()) {
+            Err(Error::NoFilesSelected { detail, .. }) => {
+                assert_eq!(detail, "the repository lists no files")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn indices_are_sorted_by_path_and_unique() {
+        let paths = ["b.txt", "a.txt", "c.gguf", "a.txt"];
+        let idx = select(REPO, &paths, &Selection::default()).unwrap();
+        assert_eq!(idx, [1, 0, 2]);
+        let idx = select(
+            REPO,
+            &paths,
+            &Selection {
+                variant: Some("c.gguf".into()),
+                ..Selection::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(idx, [2]);
+    }
+
+    /// A tiny deterministic generator, so the test needs no dependency and always replays.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self, n: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            usize::try_from(self.0 >> 33).unwrap_or(0) % n.max(1)
+        }
+
+        fn string(&mut self, alphabet: &[&str], max: usize) -> String {
+            let len = self.next(max + 1);
+            (0..len)
+                .map(|_| alphabet[self.next(alphabet.len())])
+                .collect()
+        }
+    }
+
+    #[test]
+    fn random_inputs_never_panic() {
+        let path_parts = [
+            "a",
+            "Q",
+            "4",
+            "_K",
+            "_M",
+            "-",
+            ".",
+            "/",
+            "gguf",
+            ".gguf",
+            "-00001-of-00002",
+            "mmproj",
+            "UD-",
+            "IQ",
+            "F16",
+            "é",
+            "モ",
+            ":",
+            "\\",
+            "\0",
+            " ",
+            "config.json",
+            "[",
+            "]",
+            "*",
+        ];
+        let pattern_parts = [
+            "*", "?", "[", "]", "!", "-", "a", "/", "é", "\\", "[a-z]", "Q",
+        ];
+        let mut rng = Lcg(0x5eed);
+        for _ in 0..2000 {
+            let paths: Vec<String> = (0..rng.next(8))
+                .map(|_| rng.string(&path_parts, 10))
+                .collect();
+            let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+            let sel = Selection {
+                include: (0..rng.next(3))
+                    .map(|_| rng.string(&pattern_parts, 6))
+                    .collect(),
+                exclude: (0..rng.next(2))
+                    .map(|_| rng.string(&pattern_parts, 6))
+                    .collect(),
+                variant: (rng.next(3) > 0).then(|| rng.string(&path_parts, 4)),
+            };
+            if let Ok(idx) = select(REPO, &refs, &sel) {
+                assert!(idx.windows(2).all(|w| refs[w[0]] < refs[w[1]]));
+            }
+            let _ = available_variants(&refs);
+            for p in &refs {
+                let _ = crate::repo_path::validate_file_path(REPO, p);
+                let _ = quant_label(p);
+                let _ = stem(p);
+            }
+        }
+    }
+
+    // ---- repo:variant specs
+
+    #[test]
+    fn split_specs() {
+        assert_eq!(
+            split_repo_variant("org/repo:Q4_K_M").unwrap(),
+            ("org/repo".to_string(), Some("Q4_K_M".to_string()))
+        );
+        assert_eq!(
+            split_repo_variant("org/repo").unwrap(),
+            ("org/repo".to_string(), None)
+        );
+        assert_eq!(
+            split_repo_variant("org/repo:a:b").unwrap(),
+            ("org/repo".to_string(), Some("a:b".to_string()))
+        );
+        assert_eq!(
+            split_repo_variant("org/repo:*").unwrap().1.as_deref(),
+            Some("*")
+        );
+        assert!(matches!(
+            split_repo_variant("org/repo:"),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            split_repo_variant(":Q4"),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+}

@@ -1,0 +1,139 @@
+//! Verified-file stamps: remember that a file was verified, so pulling a complete snapshot again
+//! costs a few `stat` calls instead of re-hashing gigabytes.
+//!
+//! A stamp ties a content id to what `stat` says about the file (size, modification time, and the
+//! file's identity on the volume). Any write, replacement or touch changes one of those, and then
+//! the file is hashed again. Stamps live in `.lemon-pull/verified/<commit>.json`, outside the
+//! snapshot, so lemonade never sees them.
+
+use std::collections::BTreeMap;
+use std::fs::Metadata;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cache::write_atomic;
+use crate::error::Result;
+use crate::verify::ContentId;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Stamp {
+    size: u64,
+    mtime_ns: u128,
+    file_id: u64,
+    algorithm: String,
+    id: String,
+}
+
+/// The stamps of one snapshot, loaded once per pull and saved after changes.
+#[derive(Debug)]
+pub struct Stamps {
+    path: PathBuf,
+    entries: BTreeMap<String, Stamp>,
+    dirty: bool,
+}
+
+impl Stamps {
+    /// Loads the stamps of `commit` from `state_dir` (an unreadable file counts as empty).
+    pub fn load(state_dir: &Path, commit: &str) -> Stamps {
+        let path = state_dir.join("verified").join(format!("{commit}.json"));
+        let entries = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Stamps {
+            path,
+            entries,
+            dirty: false,
+        }
+    }
+
+    /// Whether `file` (repo path `rel`) was verified as `id` and has not changed since.
+    pub fn is_verified(&self, rel: &str, file: &Path, id: &ContentId) -> bool {
+        let (Some(stamp), Ok(meta)) = (self.entries.get(rel), std::fs::metadata(file)) else {
+            return false;
+        };
+        meta.is_file() && *stamp == make_stamp(&meta, id)
+    }
+
+    /// Records that `file` verified as `id`.
+    pub fn mark(&mut self, rel: &str, file: &Path, id: &ContentId) {
+        if let Ok(meta) = std::fs::metadata(file) {
+            self.entries.insert(rel.to_string(), make_stamp(&meta, id));
+            self.dirty = true;
+        }
+    }
+
+    /// Writes the stamps if they changed.
+    pub fn save(&mut self) -> Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let json = serde_json::to_vec(&self.entries)
+            .map_err(|e| crate::Error::Internal(format!("stamps json: {e}")))?;
+        write_atomic(&self.path, &json)?;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+fn make_stamp(meta: &Metadata, id: &ContentId) -> Stamp {
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    Stamp {
+        size: meta.len(),
+        mtime_ns,
+        file_id: file_id(meta),
+        algorithm: id.algorithm().to_string(),
+        id: id.hex().to_string(),
+    }
+}
+
+/// The file's identity on its volume: replacing the file (even with equal size and time) changes it.
+#[cfg(unix)]
+fn file_id(meta: &Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.ino() ^ meta.dev().rotate_left(32)
+}
+
+/// Windows has no stable std accessor for the file index; the creation time changes when a file
+/// is replaced, which is what matters here.
+#[cfg(windows)]
+fn file_id(meta: &Metadata) -> u64 {
+    use std::os::windows::fs::MetadataExt;
+    meta.creation_time()
+}
+
+#[cfg(not(any(unix, windows)))]
+fn file_id(_meta: &Metadata) -> u64 {
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamp_survives_reload_and_detects_changes() {
+        let dir = std::env::temp_dir().join(format!("lp-stamps-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let f = dir.join("model.bin");
+        std::fs::write(&f, b"abc").expect("write");
+        let id = ContentId::Sha256("cd".repeat(32));
+        let mut s = Stamps::load(&dir, "c1");
+        assert!(!s.is_verified("model.bin", &f, &id));
+        s.mark("model.bin", &f, &id);
+        s.save().expect("save");
+        let s = Stamps::load(&dir, "c1");
+        assert!(s.is_verified("model.bin", &f, &id));
+        assert!(!s.is_verified("model.bin", &f, &ContentId::Sha256("ef".repeat(32))));
+        std::fs::write(&f, b"abcd").expect("rewrite");
+        assert!(!s.is_verified("model.bin", &f, &id));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

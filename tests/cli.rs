@@ -1,0 +1,264 @@
+//! The `resume-pull` binary's contract: flags, `--json` events and result, exit codes, SIGINT.
+
+mod common;
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{TempDir, tree};
+use serde_json::Value;
+use support::mock_hub::{MockFile, MockHub, pseudo_random_bytes};
+
+const BIN: &str = env!("CARGO_BIN_EXE_resume-pull");
+const REPO: &str = "org/model";
+
+fn cli(hub: &MockHub, cache: &std::path::Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.env_remove("HF_TOKEN")
+        .env_remove("HUGGING_FACE_HUB_TOKEN")
+        .env_remove("HF_ENDPOINT")
+        .env("HF_HOME", cache.join("hf-home"))
+        .arg("--endpoint")
+        .arg(hub.endpoint())
+        .arg("--cache-dir")
+        .arg(cache);
+    c
+}
+
+fn json_lines(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect()
+}
+
+fn repo_with(size: usize) -> (MockHub, String) {
+    let hub = MockHub::start();
+    let sha = hub.commit(
+        REPO,
+        "main",
+        vec![
+            MockFile::regular("config.json", b"{}".to_vec()),
+            MockFile::lfs("model.gguf", pseudo_random_bytes(9, size)),
+        ],
+    );
+    (hub, sha)
+}
+
+#[test]
+fn json_mode_streams_events_and_ends_with_a_result() {
+    let (hub, sha) = repo_with(2 << 20);
+    let cache = TempDir::new("cli-json");
+    let out = cli(&hub, cache.path())
+        .arg("--json")
+        .arg(REPO)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out.stdout);
+    let kinds: Vec<_> = lines.iter().filter_map(|l| l["event"].as_str()).collect();
+    for k in ["resolved", "plan", "file_start", "file_done", "complete"] {
+        assert!(kinds.contains(&k), "missing {k} in {kinds:?}");
+    }
+    let result = lines.last().expect("result line");
+    assert_eq!(result["status"], "ok");
+    assert_eq!(result["repo"], REPO);
+    assert_eq!(result["commit"], sha.as_str());
+    assert_eq!(result["files"], 2);
+    assert_eq!(result["bytes_downloaded"], (2 << 20) + 2);
+    assert_eq!(result["bytes_reused"], 0);
+    assert_eq!(result["bytes_salvaged"], 0);
+    let snap = result["snapshot_path"].as_str().expect("snapshot path");
+    assert_eq!(
+        tree(std::path::Path::new(snap)),
+        ["config.json", "model.gguf"]
+    );
+    assert!(result.get("error").is_none());
+}
+
+#[test]
+fn failures_report_code_and_exit_1() {
+    let (hub, _) = repo_with(1000);
+    let cache = TempDir::new("cli-fail");
+    let out = cli(&hub, cache.path())
+        .args(["--json", "org/missing"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let lines = json_lines(&out.stdout);
+    let result = lines.last().expect("result");
+    assert_eq!(result["status"], "error");
+    assert_eq!(result["error"]["code"], "repo_not_found");
+    assert!(
+        result["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("org/missing")
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_and_version_work() {
+    let out = Command::new(BIN).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(BIN)
+        .args(["--bogus", "a/b"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown option --bogus"));
+    let out = Command::new(BIN).arg("--help").output().expect("run");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout).to_string();
+    for flag in [
+        "--revision",
+        "--cache-dir",
+        "--endpoint",
+        "--token",
+        "--include",
+        "--exclude",
+        "--json",
+        "--quiet",
+    ] {
+        assert!(help.contains(flag), "help lacks {flag}");
+    }
+    let out = Command::new(BIN).arg("--version").output().expect("run");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("resume-pull "));
+    let out = Command::new(BIN)
+        .args(["--endpoint", "ftp://x", "a/b"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "invalid endpoint is a usage error"
+    );
+}
+
+#[test]
+fn plain_output_when_not_a_terminal() {
+    let (hub, _) = repo_with(100_000);
+    let cache = TempDir::new("cli-plain");
+    let out = cli(&hub, cache.path()).arg(REPO).output().expect("run");
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let snapshots = cache.path().join("models--org--model/snapshots");
+    assert!(
+        stdout.trim().starts_with(&snapshots.display().to_string()),
+        "stdout is the snapshot path: {stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("done:"), "{stderr}");
+    assert!(!stderr.contains('\r'), "no bar redraws when not a terminal");
+    let out = cli(&hub, cache.path())
+        .args(["--quiet", REPO])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "quiet: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_stops_within_a_second_keeps_partial_and_rerun_resumes() {
+    let size = 24 << 20;
+    let (hub, sha) = repo_with(size);
+    hub.set_rate_limit(Some(4 << 20));
+    let cache = TempDir::new("cli-sigint");
+    let mut child = cli(&hub, cache.path())
+        .args(["--json", REPO])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    // Wait until bytes of the big file are flowing.
+    loop {
+        let line = lines
+            .next()
+            .expect("a progress event before the end")
+            .expect("line");
+        let v: Value = serde_json::from_str(&line).expect("json");
+        if v["event"] == "progress" && v["file"]["path"] == "model.gguf" {
+            break;
+        }
+    }
+    let t0 = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().expect("wait");
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "took {:?} to stop",
+        t0.elapsed()
+    );
+    assert_eq!(status.code(), Some(130));
+    let result: Value = serde_json::from_str(rest.last().expect("result line")).expect("json");
+    assert_eq!(result["status"], "cancelled");
+
+    let snap = cache.path().join("models--org--model/snapshots").join(&sha);
+    let partial = std::fs::metadata(snap.join("model.gguf.partial"))
+        .expect("partial kept")
+        .len();
+    assert!(partial > 0);
+
+    hub.set_rate_limit(None);
+    // Let the hub notice the dead connection before counting afresh.
+    std::thread::sleep(Duration::from_millis(500));
+    hub.reset_counters();
+    let out = cli(&hub, cache.path())
+        .args(["--json", REPO])
+        .output()
+        .expect("rerun");
+    assert!(out.status.success());
+    let result = json_lines(&out.stdout).pop().expect("result");
+    assert_eq!(result["status"], "ok");
+    assert_eq!(
+        hub.bytes_served(REPO, "model.gguf"),
+        size as u64 - partial,
+        "resumed, not restarted"
+    );
+    let last_range = hub.requests().into_iter().rev().find_map(|r| r.range);
+    assert_eq!(last_range, Some(format!("bytes={partial}-")));
+    assert!(result["bytes_reused"].as_u64().expect("reused") >= partial);
+}
+
+#[test]
+fn dry_run_writes_nothing() {
+    let (hub, _) = repo_with(50_000);
+    let cache = TempDir::new("cli-dry");
+    let out = cli(&hub, cache.path())
+        .args(["--dry-run", REPO])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("model.gguf") && stdout.contains("download"),
+        "{stdout}"
+    );
+    assert!(
+        !cache.path().join("models--org--model").exists(),
+        "dry run wrote to the cache"
+    );
+    assert_eq!(hub.bytes_served_total(), 0);
+}
