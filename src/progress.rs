@@ -27,7 +27,13 @@ pub enum Source {
     Present,
     /// A partial in the target snapshot that will be resumed.
     Resume,
-    /// Nothing on disk; downloaded from the start.
+    /// A partial in another, in-progress snapshot folder, moved into the target and resumed.
+    SalvagePartial,
+    /// A complete file in another, in-progress snapshot folder, verified and moved into the target.
+    SalvageFile,
+    /// A complete file in a committed snapshot, verified and hardlinked (or copied) into the target.
+    Link,
+    /// Nothing usable on disk; downloaded from the start.
     Download,
 }
 
@@ -121,6 +127,26 @@ pub enum Event<'a> {
         reused: bool,
         /// Totals so far.
         totals: Totals,
+    },
+    /// Bytes of a file were taken from another snapshot folder.
+    Salvaged {
+        /// The file.
+        file: FileInfo<'a>,
+        /// Name of the snapshot folder they came from.
+        from: &'a str,
+        /// How many bytes.
+        bytes: u64,
+        /// How they came: [`Source::SalvagePartial`], [`Source::SalvageFile`] or [`Source::Link`].
+        how: Source,
+    },
+    /// After the pull committed, an orphaned snapshot folder with nothing useful left was removed.
+    Reclaimed {
+        /// Repository id.
+        repo: &'a str,
+        /// The folder's name.
+        snapshot: &'a str,
+        /// Bytes it held.
+        bytes: u64,
     },
     /// A transfer failed and will be retried after `delay`.
     Retry {

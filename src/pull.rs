@@ -16,6 +16,7 @@ use crate::manifest::{Manifest, ManifestFile};
 use crate::options::{Component, PullOptions, resolve_cache_dir, resolve_endpoint, resolve_token};
 use crate::progress::{Event, FileInfo, Observer, Reporter, Source, Totals};
 use crate::repo_path::{is_commit_sha, validate_repo_id, validate_revision};
+use crate::salvage::{self, Candidate, IdIndex, Scan};
 use crate::select::{Selection, select, split_repo_variant};
 use crate::stamps::Stamps;
 use crate::transfer::{self, Task};
@@ -40,6 +41,8 @@ pub struct PullOutcome {
     pub totals: Totals,
     /// Per-file plan (filled for every pull; the only result of a dry run).
     pub plan: Vec<PlannedFile>,
+    /// Orphaned snapshot folders removed after the commit (dry run: that would be removed).
+    pub reclaimed: Vec<Reclaimed>,
     /// True for a dry run: nothing was written.
     pub dry_run: bool,
 }
@@ -68,8 +71,21 @@ pub struct PlannedFile {
     pub size: u64,
     /// Where its bytes come from.
     pub source: Source,
-    /// Bytes already on disk.
+    /// Bytes already on disk (in the target or, for salvage, in `from`).
     pub on_disk: u64,
+    /// The snapshot folder the bytes come from, for salvaged and linked files.
+    pub from: Option<String>,
+}
+
+/// An orphaned snapshot folder removed after the pull (or, in a dry run, that would be).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reclaimed {
+    /// Repository id.
+    pub repo: String,
+    /// Folder name under `snapshots/`.
+    pub snapshot: String,
+    /// Bytes it held.
+    pub bytes: u64,
 }
 
 impl PlannedFile {
@@ -115,13 +131,17 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
         }
     }
 
-    let mut stamps: Vec<Stamps> = units
-        .iter()
-        .map(|u| Stamps::load(&u.cache.state_dir(), &u.listing.commit))
-        .collect();
+    let ids = IdIndex::build(&units.iter().map(|u| &u.cache).collect::<Vec<_>>());
+    let mut stamps: Vec<Stamps> =
+        units.iter().map(|u| Stamps::load(&u.cache.state_dir(), &u.listing.commit)).collect();
     let mut plan = Vec::new();
+    let mut picks: Vec<Option<Candidate>> = Vec::new();
     for (unit, stamps) in units.iter().zip(&mut stamps) {
-        plan.extend(plan_unit(unit, stamps, &cancel, opts.dry_run)?);
+        let scan = salvage::scan(&unit.cache, &unit.listing.commit, &ids);
+        for (planned, pick) in plan_unit(unit, &scan, stamps, &cancel, opts.dry_run)? {
+            plan.push(planned);
+            picks.push(pick);
+        }
     }
     report_plan(&mut reporter, &plan)?;
 
@@ -143,30 +163,60 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
         files: plan.len() as u32,
         totals: reporter.totals(),
         plan,
+        reclaimed: Vec::new(),
         dry_run: opts.dry_run,
     };
     if opts.dry_run {
+        for unit in &units {
+            for l in salvage::judge_orphans(&unit.cache, &unit.listing.commit, &unit.listing.files, &unit.files, &ids)
+                .into_iter()
+                .filter(|l| l.removable)
+            {
+                outcome.reclaimed.push(Reclaimed {
+                    repo: unit.listing.repo.clone(),
+                    snapshot: l.folder.name,
+                    bytes: l.bytes,
+                });
+            }
+        }
         return Ok(outcome);
     }
 
+    // The manifest marks the target in progress before anything moves into it, so a crash at any
+    // later point leaves a folder that every reader (and the next pull) treats as unfinished.
     let manifest_path = main.cache.manifest_path(&main.listing.commit);
     let all_present = outcome.plan.iter().all(|p| p.source == Source::Present);
     if !all_present || manifest_path.exists() {
         write_manifest(&http, &units)?;
     }
+    let mut step = 0;
     let mut index = 0;
     for (unit, stamps) in units.iter().zip(&mut stamps) {
         for file in &unit.files {
-            let planned = &outcome.plan[index];
-            index += 1;
             let info = FileInfo {
                 repo: &unit.listing.repo,
                 path: &file.path,
-                index: index as u32,
+                index: index as u32 + 1,
                 size: file.size,
             };
-            if planned.source == Source::Present {
-                reporter.add_reused(file.size, false);
+            if let Some(c) = &picks[index] {
+                let planned = &mut outcome.plan[index];
+                salvage_one(unit, file, info, c, planned, stamps, &mut reporter, &mut step)?;
+            }
+            index += 1;
+        }
+    }
+
+    let mut index = 0;
+    for (unit, stamps) in units.iter().zip(&mut stamps) {
+        for file in &unit.files {
+            let planned = outcome.plan[index].clone();
+            index += 1;
+            let info = FileInfo { repo: &unit.listing.repo, path: &file.path, index: index as u32, size: file.size };
+            if matches!(planned.source, Source::Present | Source::SalvageFile | Source::Link) {
+                if planned.source == Source::Present {
+                    reporter.add_reused(file.size, false);
+                }
                 reporter.file_start(info, file.size)?;
                 reporter.file_done(info, true)?;
                 continue;
@@ -175,18 +225,13 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
                 file: info,
                 id: &file.id,
                 commit: &unit.listing.commit,
-                url: hub::file_url(
-                    http.endpoint(),
-                    &unit.listing.repo,
-                    &unit.listing.commit,
-                    &file.path,
-                ),
+                url: hub::file_url(http.endpoint(), &unit.listing.repo, &unit.listing.commit, &file.path),
                 final_path: unit.cache.file_path(&unit.listing.commit, &file.path),
                 partial_path: unit.cache.partial_path(&unit.listing.commit, &file.path),
                 checkpoint: Checkpoint::new(&unit.cache.state_dir(), &file.id),
             };
             let fetched = transfer::fetch(&http, opts.retry, &mut reporter, &task)?;
-            reporter.add_reused(fetched.reused, false);
+            reporter.add_reused(fetched.reused, planned.source == Source::SalvagePartial);
             stamps.mark(&file.path, &task.final_path, &file.id);
             stamps.save()?;
             reporter.file_done(info, fetched.reused == file.size)?;
@@ -194,6 +239,16 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
     }
 
     commit(&units, &manifest_path)?;
+    for unit in &units {
+        for l in salvage::judge_orphans(&unit.cache, &unit.listing.commit, &unit.listing.files, &unit.files, &ids)
+            .into_iter()
+            .filter(|l| l.removable)
+        {
+            salvage::remove_orphan(&l.folder.path)?;
+            reporter.emit(&Event::Reclaimed { repo: &unit.listing.repo, snapshot: &l.folder.name, bytes: l.bytes })?;
+            outcome.reclaimed.push(Reclaimed { repo: unit.listing.repo.clone(), snapshot: l.folder.name, bytes: l.bytes });
+        }
+    }
     outcome.totals = reporter.totals();
     reporter.emit(&Event::Complete {
         repo: &main.listing.repo,
@@ -202,6 +257,45 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
         totals: outcome.totals,
     })?;
     Ok(outcome)
+}
+
+/// Brings one salvage candidate into the target. Complete copies are verified first (unless a stamp
+/// proves them) and a copy that fails is left where it is and the file is downloaded instead.
+#[allow(clippy::too_many_arguments)]
+fn salvage_one(
+    unit: &Unit,
+    file: &RemoteFile,
+    info: FileInfo<'_>,
+    c: &Candidate,
+    planned: &mut PlannedFile,
+    stamps: &mut Stamps,
+    reporter: &mut Reporter<'_>,
+    step: &mut u32,
+) -> Result<()> {
+    let commit = &unit.listing.commit;
+    let final_path = unit.cache.file_path(commit, &file.path);
+    let checkpoint = Checkpoint::new(&unit.cache.state_dir(), &file.id);
+    if c.partial {
+        salvage::adopt(c, &final_path)?;
+        // The record describes whatever partial was here before; the adopted one is judged afresh.
+        checkpoint.clear();
+        salvage::crash_point(step);
+        return reporter.emit(&Event::Salvaged { file: info, from: &c.snapshot, bytes: c.len, how: planned.source });
+    }
+    let cancel = reporter.cancel().clone();
+    if !c.verified && hash_file(&c.path, &file.id, file.size, &cancel)? != file.id {
+        let reason = format!("copy in snapshot {} did not verify; downloading instead", c.snapshot);
+        *planned = PlannedFile { source: Source::Download, on_disk: 0, from: None, ..planned.clone() };
+        return reporter.emit(&Event::Restart { file: info, reason: &reason });
+    }
+    salvage::adopt(c, &final_path)?;
+    salvage::crash_point(step);
+    remove_file_if_exists(&unit.cache.partial_path(commit, &file.path))?;
+    checkpoint.clear();
+    stamps.mark(&file.path, &final_path, &file.id);
+    stamps.save()?;
+    reporter.add_reused(file.size, true);
+    reporter.emit(&Event::Salvaged { file: info, from: &c.snapshot, bytes: file.size, how: planned.source })
 }
 
 /// Validated inputs of a pull.
@@ -329,14 +423,16 @@ fn resolve_units(
     Ok(units)
 }
 
-/// Decides, per file of one repository, what is already on disk. A complete file without a valid
-/// stamp is hashed once; if it does not match it is removed so it can never pass as a good copy.
+/// Decides, per file of one repository, where its bytes come from. A complete file in the target
+/// without a valid stamp is hashed once; if it does not match it is removed so it can never pass as
+/// a good copy. Otherwise the best copy anywhere in `snapshots/` is picked (see [`salvage`]).
 fn plan_unit(
     unit: &Unit,
+    scan: &Scan,
     stamps: &mut Stamps,
     cancel: &Cancel,
     dry_run: bool,
-) -> Result<Vec<PlannedFile>> {
+) -> Result<Vec<(PlannedFile, Option<Candidate>)>> {
     let commit = &unit.listing.commit;
     let mut plan = Vec::with_capacity(unit.files.len());
     for file in &unit.files {
@@ -359,23 +455,31 @@ fn plan_unit(
             // Wrong size or wrong content under the final name: it must not survive.
             remove_file_if_exists(&final_path)?;
         }
-        let (source, on_disk) = if present {
-            (Source::Present, file.size)
-        } else {
-            let partial = transfer::partial_len(&unit.cache.partial_path(commit, &file.path));
-            if partial > 0 && partial <= file.size {
-                (Source::Resume, partial)
-            } else {
-                (Source::Download, 0)
-            }
-        };
-        plan.push(PlannedFile {
+        let planned = |source, on_disk, from: Option<&str>| PlannedFile {
             repo: unit.listing.repo.clone(),
             path: file.path.clone(),
             size: file.size,
             source,
             on_disk,
-        });
+            from: from.map(str::to_string),
+        };
+        let entry = if present {
+            (planned(Source::Present, file.size, None), None)
+        } else {
+            match salvage::best(scan, file) {
+                None => (planned(Source::Download, 0, None), None),
+                Some(c) if c.in_target => (planned(Source::Resume, c.len, None), None),
+                Some(c) => {
+                    let source = match (c.partial, c.committed) {
+                        (true, _) => Source::SalvagePartial,
+                        (false, false) => Source::SalvageFile,
+                        (false, true) => Source::Link,
+                    };
+                    (planned(source, c.len, Some(&c.snapshot)), Some(c.clone()))
+                }
+            }
+        };
+        plan.push(entry);
     }
     if !dry_run {
         stamps.save()?;

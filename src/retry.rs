@@ -44,13 +44,14 @@ impl Backoff {
     }
 
     /// The delay before the next retry, or `None` when the budget (count or total wait) is spent.
-    /// A server's `Retry-After` replaces the computed delay but is still capped by `max_delay`.
+    /// A server's `Retry-After` replaces the computed delay; it is honoured as given (not capped
+    /// by `max_delay`), and a wait beyond the remaining total budget ends the retries instead.
     pub(crate) fn next_delay(&mut self, retry_after: Option<Duration>) -> Option<Duration> {
         if self.attempt >= self.policy.max_retries {
             return None;
         }
         let delay = match retry_after {
-            Some(d) => d.min(self.policy.max_delay),
+            Some(d) => d,
             None => {
                 let exp = self
                     .policy
@@ -167,7 +168,8 @@ mod tests {
                 .all(|d| *d >= Duration::from_millis(50) && *d <= policy.max_delay)
         );
         b.reset();
-        assert!(b.next_delay(Some(Duration::from_secs(99))) == Some(policy.max_delay));
+        assert_eq!(b.next_delay(Some(Duration::from_secs(2))), Some(Duration::from_secs(2)));
+        assert_eq!(b.next_delay(Some(Duration::from_secs(99))), None, "beyond the total budget");
     }
 
     #[test]

@@ -57,6 +57,13 @@ impl Stamps {
         meta.is_file() && *stamp == make_stamp(&meta, id)
     }
 
+    /// The id `file` verified as, if its stamp still matches what `stat` says.
+    pub fn verified_id(&self, rel: &str, file: &Path) -> Option<ContentId> {
+        let stamp = self.entries.get(rel)?;
+        let id = ContentId::from_parts(&stamp.algorithm, &stamp.id)?;
+        self.is_verified(rel, file, &id).then_some(id)
+    }
+
     /// Records that `file` verified as `id`.
     pub fn mark(&mut self, rel: &str, file: &Path, id: &ContentId) {
         if let Ok(meta) = std::fs::metadata(file) {

@@ -14,7 +14,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use crate::cache::{create_dir_all, fsync_dir, remove_file_if_exists};
@@ -568,11 +568,6 @@ pub(crate) fn parse_content_range(v: &str) -> Option<(u64, u64, Option<u64>)> {
         }
     };
     Some((a, b, total))
-}
-
-/// Where `path`'s partial would be hashed from; used by callers to pre-check partial files.
-pub(crate) fn partial_len(path: &Path) -> u64 {
-    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -131,9 +131,12 @@ fn report_success(r: &mut Renderer, o: &PullOutcome) {
                 "repo": r.repo, "revision": r.revision, "commit": r.commit,
                 "snapshot_path": r.snapshot_path.display().to_string(),
             })).collect::<Vec<_>>(),
+            "reclaimed": o.reclaimed.iter().map(|r| json!({
+                "repo": r.repo, "snapshot": r.snapshot, "bytes": r.bytes,
+            })).collect::<Vec<_>>(),
             "plan": o.plan.iter().map(|p| json!({
                 "repo": p.repo, "path": p.path, "size": p.size, "source": source_name(p.source),
-                "on_disk": p.on_disk, "to_download": p.missing(),
+                "on_disk": p.on_disk, "to_download": p.missing(), "from": p.from,
             })).collect::<Vec<_>>(),
         }));
         return;
@@ -165,9 +168,13 @@ fn print_plan(o: &PullOutcome) {
     );
     let mut to_download = 0;
     for p in &o.plan {
+        let from = p.from.as_deref().unwrap_or("?");
         let what = match p.source {
-            Source::Present => "present (verified)".to_string(),
-            Source::Resume => format!("resume partial ({} on disk)", bytes(p.on_disk)),
+            Source::Present => "target: present (verified)".to_string(),
+            Source::Resume => format!("target: resume partial ({} on disk)", bytes(p.on_disk)),
+            Source::SalvagePartial => format!("salvaged from {from} (partial, {})", bytes(p.on_disk)),
+            Source::SalvageFile => format!("salvaged from {from} (complete)"),
+            Source::Link => format!("hardlinked from committed {from}"),
             _ => "download".to_string(),
         };
         to_download += p.missing();

@@ -101,6 +101,13 @@ impl Renderer {
                 ));
             }
             Event::Restart { file, reason } => self.say(&format!("{}: {reason}", file.path)),
+            Event::Salvaged { file, from, bytes: n, how } => {
+                let verb = if *how == Source::Link { "linked" } else { "salvaged" };
+                self.say(&format!("{}: {verb} {} from snapshot {from}", file.path, bytes(*n)));
+            }
+            Event::Reclaimed { snapshot, bytes: n, .. } => {
+                self.say(&format!("removed orphaned snapshot {snapshot} ({})", bytes(*n)));
+            }
             _ => {}
         }
     }
@@ -227,6 +234,9 @@ pub fn source_name(s: Source) -> &'static str {
     match s {
         Source::Present => "present",
         Source::Resume => "resume",
+        Source::SalvagePartial => "salvage_partial",
+        Source::SalvageFile => "salvage_file",
+        Source::Link => "link",
         Source::Download => "download",
         _ => "other",
     }
@@ -285,6 +295,12 @@ pub fn event_json(ev: &Event<'_>) -> Value {
         }),
         Event::Restart { file, reason } => {
             json!({"event": "restart", "file": file_json(file), "reason": reason})
+        }
+        Event::Salvaged { file, from, bytes, how } => json!({
+            "event": "salvaged", "file": file_json(file), "from": from, "bytes": bytes, "how": source_name(*how)
+        }),
+        Event::Reclaimed { repo, snapshot, bytes } => {
+            json!({"event": "reclaimed", "repo": repo, "snapshot": snapshot, "bytes": bytes})
         }
         Event::Complete {
             repo,

@@ -1,0 +1,369 @@
+//! Salvage: find every usable byte of a wanted file already on disk, in any snapshot folder of the
+//! repository, and bring the best copy into the target snapshot.
+//!
+//! Identity is the content id, never the path or the commit: a copy is usable only when its
+//! recorded id equals the wanted one. A copy whose id is unknown (an April-2026 manifest, `{}`, a
+//! broken manifest, an auxiliary repo without manifest) is used tentatively, and only for the same
+//! path; the final hash decides, and a mismatch restarts that file from zero.
+//!
+//! Ranking per wanted file: a complete copy beats a partial, a longer partial beats a shorter one,
+//! a known id beats an unknown one, and the target's own copy wins ties (nothing to move).
+//!
+//! Committed snapshots (no manifest, no partial) are only read: their complete files are
+//! hardlinked (copied where links fail). In-progress orphans give up their files by `rename`, which
+//! is atomic, so at every instant each byte exists under one name or the other.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::cache::{MANIFEST_NAME, PARTIAL_SUFFIX, RepoCache, partial_of};
+use crate::error::{Error, Result};
+use crate::hub::RemoteFile;
+use crate::manifest::Manifest;
+use crate::stamps::Stamps;
+use crate::verify::ContentId;
+
+/// Deepest folder nesting followed inside a snapshot (repo paths are short; this bounds hostile trees).
+const MAX_DEPTH: usize = 32;
+
+/// A copy of some file found in a snapshot folder.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    /// The snapshot folder's name (a commit sha, or whatever lemonade named it).
+    pub snapshot: String,
+    /// Repo-relative path of the file it is a copy of.
+    pub rel: String,
+    /// Where it is on disk.
+    pub path: PathBuf,
+    /// A `.partial` (prefix) rather than a complete file.
+    pub partial: bool,
+    /// Bytes on disk.
+    pub len: u64,
+    /// Recorded content id, if any.
+    pub id: Option<ContentId>,
+    /// The id comes from our verified-file stamp (proof), not just a manifest (a record).
+    pub verified: bool,
+    /// The folder is committed (read-only for us).
+    pub committed: bool,
+    /// The copy is in the target snapshot itself.
+    pub in_target: bool,
+}
+
+/// A snapshot folder other than the target.
+#[derive(Debug, Clone)]
+pub(crate) struct Folder {
+    pub name: String,
+    pub path: PathBuf,
+    pub committed: bool,
+}
+
+/// Everything found in one repository's `snapshots/`.
+#[derive(Debug, Default)]
+pub(crate) struct Scan {
+    pub candidates: Vec<Candidate>,
+    pub folders: Vec<Folder>,
+}
+
+/// Content ids recorded for files on disk, keyed by (folder the file lives in, repo path).
+///
+/// Built from every manifest of every repository of the pull, since a main repo's manifest
+/// records where auxiliary files live (`download_path`), and from our verified-file stamps.
+#[derive(Debug, Default)]
+pub(crate) struct IdIndex {
+    ids: HashMap<(PathBuf, String), ContentId>,
+}
+
+impl IdIndex {
+    /// Reads the manifests found in `snapshots/*/` of each cache folder.
+    pub(crate) fn build(caches: &[&RepoCache]) -> IdIndex {
+        let mut index = IdIndex::default();
+        for cache in caches {
+            for (_, dir) in snapshot_folders(cache) {
+                let Some(m) = Manifest::read(&dir.join(MANIFEST_NAME)) else { continue };
+                for f in m.files {
+                    let Some(id) = f.id else { continue };
+                    let home = f.download_path.clone().unwrap_or_else(|| dir.clone());
+                    index.ids.insert((normalize(&home), f.name.clone()), id);
+                }
+            }
+        }
+        index
+    }
+
+    fn get(&self, folder: &Path, rel: &str) -> Option<&ContentId> {
+        self.ids.get(&(normalize(folder), rel.to_string()))
+    }
+}
+
+fn normalize(p: &Path) -> PathBuf {
+    fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The sub-folders of `snapshots/` (symlinks skipped), with their names.
+fn snapshot_folders(cache: &RepoCache) -> Vec<(String, PathBuf)> {
+    let Ok(rd) = fs::read_dir(cache.snapshots_dir()) else { return Vec::new() };
+    let mut out: Vec<(String, PathBuf)> = rd
+        .flatten()
+        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+        .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Lists every file copy in the repository's snapshot folders.
+pub(crate) fn scan(cache: &RepoCache, target: &str, ids: &IdIndex) -> Scan {
+    let mut scan = Scan::default();
+    for (name, dir) in snapshot_folders(cache) {
+        let mut files = Vec::new();
+        walk(&dir, "", 0, &mut files);
+        let in_target = name == target;
+        let has_manifest = dir.join(MANIFEST_NAME).is_file();
+        let committed = !in_target && !has_manifest && !files.iter().any(|(_, _, partial)| *partial);
+        let stamps = Stamps::load(&cache.state_dir(), &name);
+        for (rel, path, partial) in files {
+            let Ok(meta) = fs::metadata(&path) else { continue };
+            let stamped = if partial { None } else { stamps.verified_id(&rel, &path) };
+            let verified = stamped.is_some();
+            let id = stamped.or_else(|| ids.get(&dir, &rel).cloned());
+            scan.candidates.push(Candidate {
+                snapshot: name.clone(),
+                rel,
+                path,
+                partial,
+                len: meta.len(),
+                id,
+                verified,
+                committed,
+                in_target,
+            });
+        }
+        if !in_target {
+            scan.folders.push(Folder { name, path: dir, committed });
+        }
+    }
+    scan
+}
+
+/// Collects `(repo path, disk path, is_partial)` for every regular file below `dir`.
+fn walk(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<(String, PathBuf, bool)>) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for entry in rd.flatten() {
+        let Ok(ft) = entry.file_type() else { continue };
+        let Ok(name) = entry.file_name().into_string() else { continue };
+        let rel = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+        if ft.is_symlink() {
+            continue;
+        } else if ft.is_dir() {
+            walk(&entry.path(), &rel, depth + 1, out);
+        } else if ft.is_file() && depth == 0 && name == MANIFEST_NAME {
+            continue;
+        } else if ft.is_file() {
+            match rel.strip_suffix(PARTIAL_SUFFIX) {
+                Some(base) if !base.is_empty() => out.push((base.to_string(), entry.path(), true)),
+                _ => out.push((rel, entry.path(), false)),
+            }
+        }
+    }
+}
+
+/// Whether `c` may hold bytes of `want`: same id, or unknown id at the same path; never longer.
+fn usable(c: &Candidate, want: &RemoteFile) -> bool {
+    let id_ok = match &c.id {
+        Some(id) => *id == want.id,
+        None => c.rel == want.path,
+    };
+    let len_ok = if c.partial { c.len > 0 && c.len <= want.size } else { c.len == want.size };
+    // A committed snapshot's partials do not exist by definition; its complete files are fine.
+    id_ok && len_ok
+}
+
+/// Orders candidates for one wanted file; the greatest is the best.
+fn rank(c: &Candidate) -> (bool, u64, bool, bool) {
+    (!c.partial, c.len, c.id.is_some(), c.in_target)
+}
+
+/// The best usable copy of `want`, other than the target's own complete file (checked earlier).
+pub(crate) fn best<'a>(scan: &'a Scan, want: &RemoteFile) -> Option<&'a Candidate> {
+    scan.candidates
+        .iter()
+        .filter(|c| !(c.in_target && !c.partial))
+        .filter(|c| usable(c, want))
+        .max_by_key(|c| rank(c))
+}
+
+/// Bytes taken from one place to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Adopted {
+    /// Moved or linked a complete file to its final name.
+    Complete,
+    /// Moved a partial next to the final name.
+    Partial,
+}
+
+/// Brings `c` into the target: complete files to `final_path`, partials to `final_path.partial`.
+/// Complete files from committed snapshots are hardlinked (copied if links are not possible);
+/// everything else is renamed, replacing a worse partial in the target atomically.
+pub(crate) fn adopt(c: &Candidate, final_path: &Path) -> Result<Adopted> {
+    if let Some(dir) = final_path.parent() {
+        crate::cache::create_dir_all(dir)?;
+    }
+    if c.partial {
+        let dest = partial_of(final_path);
+        fs::rename(&c.path, &dest).map_err(Error::io_at("move partial", &dest))?;
+        return Ok(Adopted::Partial);
+    }
+    if c.committed {
+        link_or_copy(&c.path, final_path)?;
+    } else {
+        fs::rename(&c.path, final_path).map_err(Error::io_at("move file", final_path))?;
+    }
+    Ok(Adopted::Complete)
+}
+
+/// Hardlinks `src` to `dest`; where the file system refuses, copies through a partial so a torn
+/// copy never carries the final name.
+fn link_or_copy(src: &Path, dest: &Path) -> Result<()> {
+    if fs::hard_link(src, dest).is_ok() {
+        return Ok(());
+    }
+    let tmp = partial_of(dest);
+    fs::copy(src, &tmp).map_err(|e| Error::io("copy", &tmp, e))?;
+    fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(Error::io_at("sync", &tmp))?;
+    fs::rename(&tmp, dest).map_err(Error::io_at("rename", dest))
+}
+
+/// What is left in an orphan after a committed pull, and whether it can go.
+#[derive(Debug, Clone)]
+pub(crate) struct Leftover {
+    pub folder: Folder,
+    /// Bytes the folder holds.
+    pub bytes: u64,
+    /// Nothing in it can serve a later pull of this repo.
+    pub removable: bool,
+}
+
+/// Judges each in-progress orphan after the pull committed. A folder goes only when every file in
+/// it is redundant (this pull now has a verified copy of that content) or superseded (its content
+/// is not in the new commit at all). A copy that a later pull could still use (content in the new
+/// commit but not selected this time, or unknown content under a path the new commit still has)
+/// keeps the whole folder.
+pub(crate) fn judge_orphans(
+    cache: &RepoCache,
+    target: &str,
+    listing: &[RemoteFile],
+    pulled: &[RemoteFile],
+    ids: &IdIndex,
+) -> Vec<Leftover> {
+    let scan = scan(cache, target, ids);
+    let pulled_ids: HashSet<&ContentId> = pulled.iter().map(|f| &f.id).collect();
+    let pulled_paths: HashSet<&str> = pulled.iter().map(|f| f.path.as_str()).collect();
+    let listed_ids: HashSet<&ContentId> = listing.iter().map(|f| &f.id).collect();
+    let listed_paths: HashSet<&str> = listing.iter().map(|f| f.path.as_str()).collect();
+    let mut out = Vec::new();
+    for folder in scan.folders.iter().filter(|f| !f.committed) {
+        let mut bytes = 0;
+        let mut removable = true;
+        for c in scan.candidates.iter().filter(|c| c.snapshot == folder.name) {
+            bytes += c.len;
+            let still_useful = match &c.id {
+                Some(id) => listed_ids.contains(id) && !pulled_ids.contains(id),
+                None => listed_paths.contains(c.rel.as_str()) && !pulled_paths.contains(c.rel.as_str()),
+            };
+            removable &= !still_useful;
+        }
+        out.push(Leftover { folder: folder.clone(), bytes, removable });
+    }
+    out
+}
+
+/// Deletes an orphaned snapshot folder so that a crash half-way never leaves it looking committed:
+/// files first, the manifest (the in-progress marker) last, then the empty folders.
+pub(crate) fn remove_orphan(dir: &Path) -> Result<()> {
+    let mut files = Vec::new();
+    walk(dir, "", 0, &mut files);
+    for (_, path, _) in files {
+        crate::cache::remove_file_if_exists(&path)?;
+    }
+    crate::cache::remove_file_if_exists(&dir.join(MANIFEST_NAME))?;
+    fs::remove_dir_all(dir).map_err(Error::io_at("remove folder", dir))
+}
+
+/// Test hook: abort the process after this many salvage steps (moves and links), to prove that a
+/// crash between steps loses nothing. Only in debug builds.
+pub(crate) fn crash_point(step: &mut u32) {
+    *step += 1;
+    #[cfg(debug_assertions)]
+    if let Some(n) = std::env::var("LEMON_PULL_TEST_CRASH_AFTER_SALVAGE_STEPS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        && *step >= n
+    {
+        std::process::abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(rel: &str, partial: bool, len: u64, id: Option<&str>, in_target: bool) -> Candidate {
+        Candidate {
+            snapshot: "s".into(),
+            rel: rel.into(),
+            path: PathBuf::from(rel),
+            partial,
+            len,
+            id: id.map(|h| ContentId::Sha256(h.repeat(64))),
+            verified: false,
+            committed: false,
+            in_target,
+        }
+    }
+
+    fn want(path: &str, size: u64, id: &str) -> RemoteFile {
+        RemoteFile { path: path.into(), size, id: ContentId::Sha256(id.repeat(64)) }
+    }
+
+    #[test]
+    fn complete_beats_partial_and_longer_beats_shorter() {
+        let w = want("m.gguf", 100, "a");
+        let scan = Scan {
+            candidates: vec![
+                cand("m.gguf", true, 90, Some("a"), true),
+                cand("m.gguf", true, 95, Some("a"), false),
+                cand("old-name.gguf", false, 100, Some("a"), false),
+                cand("m.gguf", false, 100, Some("b"), false),
+                cand("m.gguf", true, 120, None, false),
+            ],
+            folders: vec![],
+        };
+        let b = best(&scan, &w).expect("a candidate");
+        assert_eq!((b.rel.as_str(), b.partial), ("old-name.gguf", false), "same content under another path");
+        let scan = Scan { candidates: scan.candidates[..2].to_vec(), folders: vec![] };
+        assert_eq!(best(&scan, &w).expect("partial").len, 95);
+    }
+
+    #[test]
+    fn unknown_ids_only_for_the_same_path_and_known_wins_ties() {
+        let w = want("m.gguf", 100, "a");
+        let scan = Scan {
+            candidates: vec![cand("other.gguf", true, 50, None, false), cand("m.gguf", true, 40, None, false)],
+            folders: vec![],
+        };
+        assert_eq!(best(&scan, &w).expect("same path").rel, "m.gguf");
+        let scan = Scan {
+            candidates: vec![cand("m.gguf", true, 40, None, false), cand("m.gguf", true, 40, Some("a"), false)],
+            folders: vec![],
+        };
+        assert!(best(&scan, &w).expect("known").id.is_some());
+        let scan = Scan { candidates: vec![cand("m.gguf", true, 40, Some("c"), false)], folders: vec![] };
+        assert!(best(&scan, &w).is_none(), "a different content id is never used");
+    }
+}
