@@ -132,13 +132,18 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
     }
 
     let ids = IdIndex::build(&units.iter().map(|u| &u.cache).collect::<Vec<_>>());
-    let mut stamps: Vec<Stamps> =
-        units.iter().map(|u| Stamps::load(&u.cache.state_dir(), &u.listing.commit)).collect();
+    let mut stamps: Vec<Stamps> = units
+        .iter()
+        .map(|u| Stamps::load(&u.cache.state_dir(), &u.listing.commit))
+        .collect();
     let mut plan = Vec::new();
     let mut picks: Vec<Option<Candidate>> = Vec::new();
-    for (unit, stamps) in units.iter().zip(&mut stamps) {
-        let scan = salvage::scan(&unit.cache, &unit.listing.commit, &ids);
-        for (planned, pick) in plan_unit(unit, &scan, stamps, &cancel, opts.dry_run)? {
+    let scans: Vec<Scan> = units
+        .iter()
+        .map(|u| salvage::scan(&u.cache, &u.listing.commit, &ids))
+        .collect();
+    for ((unit, stamps), scan) in units.iter().zip(&mut stamps).zip(&scans) {
+        for (planned, pick) in plan_unit(unit, scan, stamps, &cancel, opts.dry_run)? {
             plan.push(planned);
             picks.push(pick);
         }
@@ -167,10 +172,17 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
         dry_run: opts.dry_run,
     };
     if opts.dry_run {
-        for unit in &units {
-            for l in salvage::judge_orphans(&unit.cache, &unit.listing.commit, &unit.listing.files, &unit.files, &ids)
-                .into_iter()
-                .filter(|l| l.removable)
+        for (unit, scan) in units.iter().zip(&scans) {
+            for l in salvage::judge_orphans(
+                &unit.cache,
+                &unit.listing.commit,
+                &unit.listing.files,
+                &unit.files,
+                &ids,
+                scan,
+            )
+            .into_iter()
+            .filter(|l| l.removable)
             {
                 outcome.reclaimed.push(Reclaimed {
                     repo: unit.listing.repo.clone(),
@@ -201,7 +213,16 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
             };
             if let Some(c) = &picks[index] {
                 let planned = &mut outcome.plan[index];
-                salvage_one(unit, file, info, c, planned, stamps, &mut reporter, &mut step)?;
+                salvage_one(
+                    unit,
+                    file,
+                    info,
+                    c,
+                    planned,
+                    stamps,
+                    &mut reporter,
+                    &mut step,
+                )?;
             }
             index += 1;
         }
@@ -212,8 +233,16 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
         for file in &unit.files {
             let planned = outcome.plan[index].clone();
             index += 1;
-            let info = FileInfo { repo: &unit.listing.repo, path: &file.path, index: index as u32, size: file.size };
-            if matches!(planned.source, Source::Present | Source::SalvageFile | Source::Link) {
+            let info = FileInfo {
+                repo: &unit.listing.repo,
+                path: &file.path,
+                index: index as u32,
+                size: file.size,
+            };
+            if matches!(
+                planned.source,
+                Source::Present | Source::SalvageFile | Source::Link
+            ) {
                 if planned.source == Source::Present {
                     reporter.add_reused(file.size, false);
                 }
@@ -225,7 +254,12 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
                 file: info,
                 id: &file.id,
                 commit: &unit.listing.commit,
-                url: hub::file_url(http.endpoint(), &unit.listing.repo, &unit.listing.commit, &file.path),
+                url: hub::file_url(
+                    http.endpoint(),
+                    &unit.listing.repo,
+                    &unit.listing.commit,
+                    &file.path,
+                ),
                 final_path: unit.cache.file_path(&unit.listing.commit, &file.path),
                 partial_path: unit.cache.partial_path(&unit.listing.commit, &file.path),
                 checkpoint: Checkpoint::new(&unit.cache.state_dir(), &file.id),
@@ -239,14 +273,29 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
     }
 
     commit(&units, &manifest_path)?;
-    for unit in &units {
-        for l in salvage::judge_orphans(&unit.cache, &unit.listing.commit, &unit.listing.files, &unit.files, &ids)
-            .into_iter()
-            .filter(|l| l.removable)
+    for (unit, scan) in units.iter().zip(&scans) {
+        for l in salvage::judge_orphans(
+            &unit.cache,
+            &unit.listing.commit,
+            &unit.listing.files,
+            &unit.files,
+            &ids,
+            scan,
+        )
+        .into_iter()
+        .filter(|l| l.removable)
         {
             salvage::remove_orphan(&l.folder.path)?;
-            reporter.emit(&Event::Reclaimed { repo: &unit.listing.repo, snapshot: &l.folder.name, bytes: l.bytes })?;
-            outcome.reclaimed.push(Reclaimed { repo: unit.listing.repo.clone(), snapshot: l.folder.name, bytes: l.bytes });
+            reporter.emit(&Event::Reclaimed {
+                repo: &unit.listing.repo,
+                snapshot: &l.folder.name,
+                bytes: l.bytes,
+            })?;
+            outcome.reclaimed.push(Reclaimed {
+                repo: unit.listing.repo.clone(),
+                snapshot: l.folder.name,
+                bytes: l.bytes,
+            });
         }
     }
     outcome.totals = reporter.totals();
@@ -280,13 +329,29 @@ fn salvage_one(
         // The record describes whatever partial was here before; the adopted one is judged afresh.
         checkpoint.clear();
         salvage::crash_point(step);
-        return reporter.emit(&Event::Salvaged { file: info, from: &c.snapshot, bytes: c.len, how: planned.source });
+        return reporter.emit(&Event::Salvaged {
+            file: info,
+            from: &c.snapshot,
+            bytes: c.len,
+            how: planned.source,
+        });
     }
     let cancel = reporter.cancel().clone();
     if !c.verified && hash_file(&c.path, &file.id, file.size, &cancel)? != file.id {
-        let reason = format!("copy in snapshot {} did not verify; downloading instead", c.snapshot);
-        *planned = PlannedFile { source: Source::Download, on_disk: 0, from: None, ..planned.clone() };
-        return reporter.emit(&Event::Restart { file: info, reason: &reason });
+        let reason = format!(
+            "copy in snapshot {} did not verify; downloading instead",
+            c.snapshot
+        );
+        *planned = PlannedFile {
+            source: Source::Download,
+            on_disk: 0,
+            from: None,
+            ..planned.clone()
+        };
+        return reporter.emit(&Event::Restart {
+            file: info,
+            reason: &reason,
+        });
     }
     salvage::adopt(c, &final_path)?;
     salvage::crash_point(step);
@@ -295,7 +360,12 @@ fn salvage_one(
     stamps.mark(&file.path, &final_path, &file.id);
     stamps.save()?;
     reporter.add_reused(file.size, true);
-    reporter.emit(&Event::Salvaged { file: info, from: &c.snapshot, bytes: file.size, how: planned.source })
+    reporter.emit(&Event::Salvaged {
+        file: info,
+        from: &c.snapshot,
+        bytes: file.size,
+        how: planned.source,
+    })
 }
 
 /// Validated inputs of a pull.

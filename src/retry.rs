@@ -168,8 +168,15 @@ mod tests {
                 .all(|d| *d >= Duration::from_millis(50) && *d <= policy.max_delay)
         );
         b.reset();
-        assert_eq!(b.next_delay(Some(Duration::from_secs(2))), Some(Duration::from_secs(2)));
-        assert_eq!(b.next_delay(Some(Duration::from_secs(99))), None, "beyond the total budget");
+        assert_eq!(
+            b.next_delay(Some(Duration::from_secs(2))),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            b.next_delay(Some(Duration::from_secs(99))),
+            None,
+            "beyond the total budget"
+        );
     }
 
     #[test]

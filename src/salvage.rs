@@ -80,7 +80,9 @@ impl IdIndex {
         let mut index = IdIndex::default();
         for cache in caches {
             for (_, dir) in snapshot_folders(cache) {
-                let Some(m) = Manifest::read(&dir.join(MANIFEST_NAME)) else { continue };
+                let Some(m) = Manifest::read(&dir.join(MANIFEST_NAME)) else {
+                    continue;
+                };
                 for f in m.files {
                     let Some(id) = f.id else { continue };
                     let home = f.download_path.clone().unwrap_or_else(|| dir.clone());
@@ -102,7 +104,9 @@ fn normalize(p: &Path) -> PathBuf {
 
 /// The sub-folders of `snapshots/` (symlinks skipped), with their names.
 fn snapshot_folders(cache: &RepoCache) -> Vec<(String, PathBuf)> {
-    let Ok(rd) = fs::read_dir(cache.snapshots_dir()) else { return Vec::new() };
+    let Ok(rd) = fs::read_dir(cache.snapshots_dir()) else {
+        return Vec::new();
+    };
     let mut out: Vec<(String, PathBuf)> = rd
         .flatten()
         .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
@@ -120,11 +124,18 @@ pub(crate) fn scan(cache: &RepoCache, target: &str, ids: &IdIndex) -> Scan {
         walk(&dir, "", 0, &mut files);
         let in_target = name == target;
         let has_manifest = dir.join(MANIFEST_NAME).is_file();
-        let committed = !in_target && !has_manifest && !files.iter().any(|(_, _, partial)| *partial);
+        let committed =
+            !in_target && !has_manifest && !files.iter().any(|(_, _, partial)| *partial);
         let stamps = Stamps::load(&cache.state_dir(), &name);
         for (rel, path, partial) in files {
-            let Ok(meta) = fs::metadata(&path) else { continue };
-            let stamped = if partial { None } else { stamps.verified_id(&rel, &path) };
+            let Ok(meta) = fs::metadata(&path) else {
+                continue;
+            };
+            let stamped = if partial {
+                None
+            } else {
+                stamps.verified_id(&rel, &path)
+            };
             let verified = stamped.is_some();
             let id = stamped.or_else(|| ids.get(&dir, &rel).cloned());
             scan.candidates.push(Candidate {
@@ -140,7 +151,11 @@ pub(crate) fn scan(cache: &RepoCache, target: &str, ids: &IdIndex) -> Scan {
             });
         }
         if !in_target {
-            scan.folders.push(Folder { name, path: dir, committed });
+            scan.folders.push(Folder {
+                name,
+                path: dir,
+                committed,
+            });
         }
     }
     scan
@@ -154,8 +169,14 @@ fn walk(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<(String, PathBuf, 
     let Ok(rd) = fs::read_dir(dir) else { return };
     for entry in rd.flatten() {
         let Ok(ft) = entry.file_type() else { continue };
-        let Ok(name) = entry.file_name().into_string() else { continue };
-        let rel = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let rel = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
         if ft.is_symlink() {
             continue;
         } else if ft.is_dir() {
@@ -177,7 +198,11 @@ fn usable(c: &Candidate, want: &RemoteFile) -> bool {
         Some(id) => *id == want.id,
         None => c.rel == want.path,
     };
-    let len_ok = if c.partial { c.len > 0 && c.len <= want.size } else { c.len == want.size };
+    let len_ok = if c.partial {
+        c.len > 0 && c.len <= want.size
+    } else {
+        c.len == want.size
+    };
     // A committed snapshot's partials do not exist by definition; its complete files are fine.
     id_ok && len_ok
 }
@@ -191,7 +216,7 @@ fn rank(c: &Candidate) -> (bool, u64, bool, bool) {
 pub(crate) fn best<'a>(scan: &'a Scan, want: &RemoteFile) -> Option<&'a Candidate> {
     scan.candidates
         .iter()
-        .filter(|c| !(c.in_target && !c.partial))
+        .filter(|c| !c.in_target || c.partial)
         .filter(|c| usable(c, want))
         .max_by_key(|c| rank(c))
 }
@@ -254,31 +279,51 @@ pub(crate) struct Leftover {
 /// is not in the new commit at all). A copy that a later pull could still use (content in the new
 /// commit but not selected this time, or unknown content under a path the new commit still has)
 /// keeps the whole folder.
+///
+/// `before` is the scan taken before salvage: a folder that was in progress then still counts as an
+/// orphan even if moving its partials out has left it looking committed (or empty) now.
 pub(crate) fn judge_orphans(
     cache: &RepoCache,
     target: &str,
     listing: &[RemoteFile],
     pulled: &[RemoteFile],
     ids: &IdIndex,
+    before: &Scan,
 ) -> Vec<Leftover> {
+    let was_in_progress: HashSet<&str> = before
+        .folders
+        .iter()
+        .filter(|f| !f.committed)
+        .map(|f| f.name.as_str())
+        .collect();
     let scan = scan(cache, target, ids);
     let pulled_ids: HashSet<&ContentId> = pulled.iter().map(|f| &f.id).collect();
     let pulled_paths: HashSet<&str> = pulled.iter().map(|f| f.path.as_str()).collect();
     let listed_ids: HashSet<&ContentId> = listing.iter().map(|f| &f.id).collect();
     let listed_paths: HashSet<&str> = listing.iter().map(|f| f.path.as_str()).collect();
     let mut out = Vec::new();
-    for folder in scan.folders.iter().filter(|f| !f.committed) {
+    for folder in scan
+        .folders
+        .iter()
+        .filter(|f| !f.committed || was_in_progress.contains(f.name.as_str()))
+    {
         let mut bytes = 0;
         let mut removable = true;
         for c in scan.candidates.iter().filter(|c| c.snapshot == folder.name) {
             bytes += c.len;
             let still_useful = match &c.id {
                 Some(id) => listed_ids.contains(id) && !pulled_ids.contains(id),
-                None => listed_paths.contains(c.rel.as_str()) && !pulled_paths.contains(c.rel.as_str()),
+                None => {
+                    listed_paths.contains(c.rel.as_str()) && !pulled_paths.contains(c.rel.as_str())
+                }
             };
             removable &= !still_useful;
         }
-        out.push(Leftover { folder: folder.clone(), bytes, removable });
+        out.push(Leftover {
+            folder: folder.clone(),
+            bytes,
+            removable,
+        });
     }
     out
 }
@@ -328,7 +373,11 @@ mod tests {
     }
 
     fn want(path: &str, size: u64, id: &str) -> RemoteFile {
-        RemoteFile { path: path.into(), size, id: ContentId::Sha256(id.repeat(64)) }
+        RemoteFile {
+            path: path.into(),
+            size,
+            id: ContentId::Sha256(id.repeat(64)),
+        }
     }
 
     #[test]
@@ -345,8 +394,15 @@ mod tests {
             folders: vec![],
         };
         let b = best(&scan, &w).expect("a candidate");
-        assert_eq!((b.rel.as_str(), b.partial), ("old-name.gguf", false), "same content under another path");
-        let scan = Scan { candidates: scan.candidates[..2].to_vec(), folders: vec![] };
+        assert_eq!(
+            (b.rel.as_str(), b.partial),
+            ("old-name.gguf", false),
+            "same content under another path"
+        );
+        let scan = Scan {
+            candidates: scan.candidates[..2].to_vec(),
+            folders: vec![],
+        };
         assert_eq!(best(&scan, &w).expect("partial").len, 95);
     }
 
@@ -354,16 +410,28 @@ mod tests {
     fn unknown_ids_only_for_the_same_path_and_known_wins_ties() {
         let w = want("m.gguf", 100, "a");
         let scan = Scan {
-            candidates: vec![cand("other.gguf", true, 50, None, false), cand("m.gguf", true, 40, None, false)],
+            candidates: vec![
+                cand("other.gguf", true, 50, None, false),
+                cand("m.gguf", true, 40, None, false),
+            ],
             folders: vec![],
         };
         assert_eq!(best(&scan, &w).expect("same path").rel, "m.gguf");
         let scan = Scan {
-            candidates: vec![cand("m.gguf", true, 40, None, false), cand("m.gguf", true, 40, Some("a"), false)],
+            candidates: vec![
+                cand("m.gguf", true, 40, None, false),
+                cand("m.gguf", true, 40, Some("a"), false),
+            ],
             folders: vec![],
         };
         assert!(best(&scan, &w).expect("known").id.is_some());
-        let scan = Scan { candidates: vec![cand("m.gguf", true, 40, Some("c"), false)], folders: vec![] };
-        assert!(best(&scan, &w).is_none(), "a different content id is never used");
+        let scan = Scan {
+            candidates: vec![cand("m.gguf", true, 40, Some("c"), false)],
+            folders: vec![],
+        };
+        assert!(
+            best(&scan, &w).is_none(),
+            "a different content id is never used"
+        );
     }
 }

@@ -86,6 +86,14 @@ pub enum Seen {
         reason: String,
     },
     Waiting,
+    Salvaged {
+        path: String,
+        from: String,
+        bytes: u64,
+    },
+    Reclaimed {
+        snapshot: String,
+    },
     Complete {
         downloaded: u64,
         reused: u64,
@@ -124,6 +132,16 @@ pub fn record(ev: &Event<'_>) -> Seen {
             reason: reason.to_string(),
         },
         Event::WaitingForLock { .. } => Seen::Waiting,
+        Event::Salvaged {
+            file, from, bytes, ..
+        } => Seen::Salvaged {
+            path: file.path.into(),
+            from: from.to_string(),
+            bytes: *bytes,
+        },
+        Event::Reclaimed { snapshot, .. } => Seen::Reclaimed {
+            snapshot: snapshot.to_string(),
+        },
         Event::Complete { totals, .. } => Seen::Complete {
             downloaded: totals.bytes_downloaded,
             reused: totals.bytes_reused,

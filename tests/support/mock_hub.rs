@@ -991,6 +991,12 @@ fn serve_connection(shared: &Shared, stream: TcpStream) {
         }
     }
     let _ = out.shutdown(Shutdown::Write);
+    // Closing with unread input makes the kernel send RST, which can destroy the answer we just
+    // sent (e.g. a 400 for an oversized head) before the client reads it. Drain briefly first.
+    let _ = reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_millis(100)));
+    let _ = io::copy(&mut reader.by_ref().take(MAX_REQUEST_BODY), &mut io::sink());
     if let Some(id) = id {
         shared.conns().remove(&id);
     }

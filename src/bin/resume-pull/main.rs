@@ -172,7 +172,9 @@ fn print_plan(o: &PullOutcome) {
         let what = match p.source {
             Source::Present => "target: present (verified)".to_string(),
             Source::Resume => format!("target: resume partial ({} on disk)", bytes(p.on_disk)),
-            Source::SalvagePartial => format!("salvaged from {from} (partial, {})", bytes(p.on_disk)),
+            Source::SalvagePartial => {
+                format!("salvaged from {from} (partial, {})", bytes(p.on_disk))
+            }
             Source::SalvageFile => format!("salvaged from {from} (complete)"),
             Source::Link => format!("hardlinked from committed {from}"),
             _ => "download".to_string(),

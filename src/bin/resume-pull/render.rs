@@ -101,12 +101,30 @@ impl Renderer {
                 ));
             }
             Event::Restart { file, reason } => self.say(&format!("{}: {reason}", file.path)),
-            Event::Salvaged { file, from, bytes: n, how } => {
-                let verb = if *how == Source::Link { "linked" } else { "salvaged" };
-                self.say(&format!("{}: {verb} {} from snapshot {from}", file.path, bytes(*n)));
+            Event::Salvaged {
+                file,
+                from,
+                bytes: n,
+                how,
+            } => {
+                let verb = if *how == Source::Link {
+                    "linked"
+                } else {
+                    "salvaged"
+                };
+                self.say(&format!(
+                    "{}: {verb} {} from snapshot {from}",
+                    file.path,
+                    bytes(*n)
+                ));
             }
-            Event::Reclaimed { snapshot, bytes: n, .. } => {
-                self.say(&format!("removed orphaned snapshot {snapshot} ({})", bytes(*n)));
+            Event::Reclaimed {
+                snapshot, bytes: n, ..
+            } => {
+                self.say(&format!(
+                    "removed orphaned snapshot {snapshot} ({})",
+                    bytes(*n)
+                ));
             }
             _ => {}
         }
@@ -296,10 +314,19 @@ pub fn event_json(ev: &Event<'_>) -> Value {
         Event::Restart { file, reason } => {
             json!({"event": "restart", "file": file_json(file), "reason": reason})
         }
-        Event::Salvaged { file, from, bytes, how } => json!({
+        Event::Salvaged {
+            file,
+            from,
+            bytes,
+            how,
+        } => json!({
             "event": "salvaged", "file": file_json(file), "from": from, "bytes": bytes, "how": source_name(*how)
         }),
-        Event::Reclaimed { repo, snapshot, bytes } => {
+        Event::Reclaimed {
+            repo,
+            snapshot,
+            bytes,
+        } => {
             json!({"event": "reclaimed", "repo": repo, "snapshot": snapshot, "bytes": bytes})
         }
         Event::Complete {
