@@ -194,6 +194,8 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
         return Ok(outcome);
     }
 
+    preflight_space(&units, &outcome.plan)?;
+
     // The manifest marks the target in progress before anything moves into it, so a crash at any
     // later point leaves a folder that every reader (and the next pull) treats as unfinished.
     let manifest_path = main.cache.manifest_path(&main.listing.commit);
@@ -306,6 +308,25 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
         totals: outcome.totals,
     })?;
     Ok(outcome)
+}
+
+/// Fails early, before a byte is written, when the disk cannot hold what is still missing.
+/// Partials already on disk (anywhere in the cache) are credited; salvage only renames or links.
+fn preflight_space(units: &[Unit], plan: &[PlannedFile]) -> Result<()> {
+    let needed: u64 = plan.iter().map(PlannedFile::missing).sum();
+    if needed == 0 {
+        return Ok(());
+    }
+    let dir = units[0].cache.state_dir();
+    match fs4::available_space(&dir) {
+        Ok(available) if available < needed => Err(Error::InsufficientSpace {
+            path: dir,
+            needed,
+            available,
+        }),
+        // A file system that cannot report free space is not a reason to refuse the pull.
+        _ => Ok(()),
+    }
 }
 
 /// Brings one salvage candidate into the target. Complete copies are verified first (unless a stamp

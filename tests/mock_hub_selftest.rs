@@ -875,11 +875,10 @@ fn auth_error_matrix_matches_the_hub() {
     let (owner, approved, other, bogus) = (
         bearer("hf_owner"),
         bearer("hf_approved"),
-        bearer("hf_approved_elsewhere"),
+        bearer("hf_nobody"),
         bearer("hf_bogus"),
     );
-    hub.commit("org/other", "main", files());
-    hub.set_private("org/other", Some("hf_approved_elsewhere"));
+    hub.add_token("hf_nobody");
 
     struct Case<'a> {
         path: &'a str,

@@ -44,6 +44,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 const DEFAULT_TREE_PAGE: usize = 1000;
 /// The Hub pages `/tree` by 50 when `expand=true`.
 const EXPAND_TREE_PAGE: usize = 50;
+/// Faults one admin call may queue; bounds the memory a single request can claim.
+const MAX_ADMIN_FAULTS: usize = 10_000;
 /// Lifetime written into signed URLs when no TTL is enforced.
 const DEFAULT_SIGNATURE_SECS: u64 = 3600;
 
@@ -356,6 +358,12 @@ impl MockHub {
         r.approved_token = None;
     }
 
+    /// Makes `token` valid (no `401 Invalid credentials`) without granting access to anything.
+    /// Tokens named in `set_private`/`set_gated` are valid already.
+    pub fn add_token(&self, token: &str) {
+        self.shared.lock().extra_tokens.insert(token.to_owned());
+    }
+
     pub fn set_disabled(&self, repo: &str, disabled: bool) {
         self.shared.lock().repo_mut(repo).disabled = disabled;
     }
@@ -548,6 +556,8 @@ struct State {
     blobs: HashMap<String, Content>,
     /// Signature token → what it was minted for.
     signed: HashMap<String, SignedUrl>,
+    /// Tokens that are valid but grant nothing by themselves (see `MockHub::add_token`).
+    extra_tokens: BTreeSet<String>,
     faults: Vec<(Target, Fault)>,
     log: Vec<(u64, RequestLog)>,
     per_file: HashMap<(String, String), Arc<AtomicU64>>,
@@ -584,9 +594,11 @@ impl State {
     }
 
     fn is_known_token(&self, token: &str) -> bool {
-        self.repos.values().any(|r| {
-            r.allowed_token.as_deref() == Some(token) || r.approved_token.as_deref() == Some(token)
-        })
+        self.extra_tokens.contains(token)
+            || self.repos.values().any(|r| {
+                r.allowed_token.as_deref() == Some(token)
+                    || r.approved_token.as_deref() == Some(token)
+            })
     }
 }
 
@@ -613,6 +625,7 @@ impl Shared {
             renames: HashMap::new(),
             blobs: HashMap::new(),
             signed: HashMap::new(),
+            extra_tokens: BTreeSet::new(),
             faults: Vec::new(),
             log: Vec::new(),
             per_file: HashMap::new(),
@@ -2337,7 +2350,7 @@ fn mint_signed_url(st: &mut State, port: u16, f: &FileRef, sha256: &str) -> Stri
     let now = SystemTime::now();
     let ttl = st.knobs.cdn_ttl;
     let lifetime = ttl.map_or(DEFAULT_SIGNATURE_SECS, |t| t.as_secs_f64().ceil() as u64);
-    let expires = (unix_secs(now) + lifetime).to_string();
+    let expires = unix_secs(now).saturating_add(lifetime).to_string();
     let token = random_token(st.signed.len(), now);
     let signed = SignedUrl {
         repo: f.repo.to_owned(),
@@ -2345,7 +2358,8 @@ fn mint_signed_url(st: &mut State, port: u16, f: &FileRef, sha256: &str) -> Stri
         sha256: sha256.to_owned(),
         size: f.file.digests.size,
         expires_param: expires.clone(),
-        deadline: ttl.map(|ttl| Instant::now() + ttl),
+        // A TTL too large to represent never expires.
+        deadline: ttl.and_then(|ttl| Instant::now().checked_add(ttl)),
     };
     st.signed.insert(token.clone(), signed);
     let disposition = percent_encode(&disposition(f.path), false);
@@ -2563,6 +2577,9 @@ fn admin_action(shared: &Shared, req: &Request) -> Result<String, AdminError> {
             let target = parse_target(params.get("target").ok_or_else(|| bad_param("target"))?)?;
             let fault = parse_fault(&params)?;
             let count: usize = params.number("count", Some(1))?;
+            if count > MAX_ADMIN_FAULTS {
+                return Err(bad_param("count"));
+            }
             let mut st = shared.lock();
             st.faults
                 .extend(std::iter::repeat_n((target, fault), count));
