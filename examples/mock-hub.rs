@@ -38,6 +38,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    if std::env::args().any(|arg| arg == "-h" || arg == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(message) => {
@@ -93,7 +97,6 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
             "--repo" => args.repo = Some(value("--repo")?),
             "--lfs-threshold" => args.lfs_threshold = number(&value("--lfs-threshold")?)?,
             "--generate" => args.generate = Some(number(&value("--generate")?)?),
-            "-h" | "--help" => return Err("help requested".to_owned()),
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             _ if dir.is_some() => return Err("only one DIR".to_owned()),
             _ => dir = Some(PathBuf::from(arg)),

@@ -1597,7 +1597,7 @@ fn respond(shared: &Shared, req: &Request, host: HostKind) -> Outcome {
         }
     };
     if is_get {
-        with_body_fault(shared, req, &route, resp)
+        with_body_fault(shared, &route, resp)
     } else {
         Outcome::Reply(resp, None)
     }
@@ -1622,11 +1622,11 @@ enum BodyFault {
     WrongContentRange,
 }
 
-fn with_body_fault(shared: &Shared, req: &Request, route: &Route, resp: Response) -> Outcome {
+fn with_body_fault(shared: &Shared, route: &Route, resp: Response) -> Outcome {
     let Body::Content(slice) = &resp.body else {
         return Outcome::Reply(resp, None);
     };
-    let partial = resp.status == 206 && req.header("range").is_some();
+    let partial = resp.status == 206;
     let total = slice.total;
     let fault = shared.take_fault(|t, f| {
         if !route.matches(t, true) {

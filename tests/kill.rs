@@ -1,0 +1,208 @@
+//! Randomized crash test: SIGKILL the CLI at random byte offsets, move `main` to new commits between
+//! some kills (changing some files, keeping others), then let it finish. Every file must verify,
+//! nothing outside the cache folder may appear, and the hub must not have served more than the
+//! repo size plus one checkpoint interval per kill plus the files whose content changed.
+//!
+//! Ignored in the default run because it takes a while; `.ci/run` runs it with
+//! `cargo test --test kill -- --ignored`. The seed is fixed for one run and random for another;
+//! set `LEMON_PULL_KILL_SEED` to replay a failure (the seed is printed).
+#![cfg(unix)]
+
+mod common;
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::{TempDir, tree};
+use serde_json::Value;
+use support::mock_hub::{MockFile, MockHub, pseudo_random_bytes};
+
+const REPO: &str = "org/model";
+const MB: u64 = 1 << 20;
+/// Must match `lemon_pull::checkpoint::INTERVAL`.
+const CHECKPOINT: u64 = lemon_pull::checkpoint::INTERVAL;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn files_for(version: u64, changed: &[bool; 3]) -> Vec<MockFile> {
+    // Each file's seed changes only when that file is "changed" in this version.
+    let seed = |i: usize, base: u64| {
+        if changed[i] {
+            base * 100 + version
+        } else {
+            base
+        }
+    };
+    vec![
+        MockFile::regular("config.json", format!("{{\"v\": {version}}}").into_bytes()),
+        MockFile::lfs(
+            "a.gguf",
+            pseudo_random_bytes(seed(0, 1), (48 * MB) as usize),
+        ),
+        MockFile::lfs(
+            "b.gguf",
+            pseudo_random_bytes(seed(1, 2), (20 * MB) as usize),
+        ),
+        MockFile::lfs(
+            "sub/c.safetensors",
+            pseudo_random_bytes(seed(2, 3), (12 * MB) as usize),
+        ),
+    ]
+}
+
+fn run_scenario(seed: u64, kills: u32) {
+    println!("kill test seed {seed} ({kills} kills)");
+    let mut rng = Rng(seed | 1);
+    let hub = MockHub::start();
+    let mut version = 1;
+    let mut files = files_for(version, &[false; 3]);
+    hub.commit(REPO, "main", files.clone());
+    hub.set_rate_limit(Some(40 * MB));
+    let root = TempDir::new("kill");
+    let cache = root.path().join("cache");
+    let repo_size: u64 = 80 * MB + 7;
+    let mut changed_bytes = 0;
+
+    for k in 0..kills {
+        let target = rng.below(repo_size);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_resume-pull"))
+            .env_remove("HF_TOKEN")
+            .args([
+                "--json",
+                "--token",
+                "",
+                "--endpoint",
+                &hub.endpoint(),
+                "--cache-dir",
+            ])
+            .arg(&cache)
+            .arg(REPO)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let stdout = child.stdout.take().expect("stdout");
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let v: Value = serde_json::from_str(&line).expect("json");
+            let done = v["totals"]["done_bytes"].as_u64().unwrap_or(0);
+            if v["event"] == "progress" && done >= target {
+                let _ = child.kill(); // SIGKILL
+                break;
+            }
+        }
+        let _ = child.kill();
+        child.wait().expect("wait");
+        // Between some kills the repo moves on; some files change content, others keep it.
+        if rng.below(3) == 0 {
+            version += 1;
+            let mut changed = [false; 3];
+            for c in changed.iter_mut() {
+                *c = rng.below(2) == 0;
+            }
+            files = files_for(version, &changed);
+            changed_bytes += [48 * MB, 20 * MB, 12 * MB]
+                .iter()
+                .zip(changed)
+                .filter(|(_, c)| *c)
+                .map(|(s, _)| s)
+                .sum::<u64>();
+            hub.commit(REPO, "main", files.clone());
+            println!("kill {k}: at {target} bytes, then commit v{version} changing {changed:?}");
+        } else {
+            println!("kill {k}: at {target} bytes");
+        }
+    }
+
+    hub.set_rate_limit(None);
+    let out = Command::new(env!("CARGO_BIN_EXE_resume-pull"))
+        .env_remove("HF_TOKEN")
+        .args([
+            "--json",
+            "--token",
+            "",
+            "--endpoint",
+            &hub.endpoint(),
+            "--cache-dir",
+        ])
+        .arg(&cache)
+        .arg(REPO)
+        .output()
+        .expect("final run");
+    assert!(
+        out.status.success(),
+        "final pull failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let result: Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .expect("result"),
+    )
+    .expect("json");
+    let snap = std::path::PathBuf::from(result["snapshot_path"].as_str().expect("snapshot"));
+    for f in &files {
+        let want = match &f.content {
+            support::mock_hub::Content::Bytes(b) => b.to_vec(),
+            support::mock_hub::Content::File(p) => std::fs::read(p).expect("fixture"),
+        };
+        assert!(
+            std::fs::read(snap.join(&f.path)).expect("file") == want,
+            "{} verifies",
+            f.path
+        );
+    }
+    // Nothing appeared outside the cache folder, and the cache holds only the final snapshot.
+    assert_eq!(
+        tree(root.path())
+            .iter()
+            .filter(|p| !p.starts_with("cache/"))
+            .count(),
+        0
+    );
+    let snapshots: Vec<_> = std::fs::read_dir(cache.join("models--org--model/snapshots"))
+        .expect("snapshots")
+        .flatten()
+        .collect();
+    assert_eq!(snapshots.len(), 1, "orphans cleaned");
+
+    let served = hub.bytes_served_total();
+    let bound = repo_size + u64::from(kills) * CHECKPOINT + changed_bytes + 64 * u64::from(version);
+    println!(
+        "kill test: {kills} kills, {} files, {version} commits, served {served} bytes for a {repo_size}-byte repo \
+         ({:.2}x), bound {bound}",
+        files.len(),
+        served as f64 / repo_size as f64
+    );
+    assert!(served <= bound, "served {served} > bound {bound}");
+}
+
+#[test]
+#[ignore = "slow: run by .ci/run with --ignored"]
+fn random_kills_with_commit_moves_lose_at_most_a_checkpoint_each() {
+    let fixed = 0x5EED_1E40;
+    run_scenario(fixed, 6);
+    let seed = std::env::var("LEMON_PULL_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+    run_scenario(seed, 6);
+}
