@@ -262,3 +262,196 @@ fn dry_run_writes_nothing() {
     );
     assert_eq!(hub.bytes_served_total(), 0);
 }
+
+/// Runs the CLI with only the given HF variables set (the user's own are removed).
+fn cli_env(
+    vars: &[(&str, &std::path::Path)],
+    extra: &[(&str, &str)],
+    args: &[&str],
+) -> std::process::Output {
+    let mut c = Command::new(BIN);
+    for v in [
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "HF_TOKEN_PATH",
+        "HF_ENDPOINT",
+        "HF_HOME",
+        "HF_HUB_CACHE",
+        "HUGGINGFACE_HUB_CACHE",
+        "XDG_CACHE_HOME",
+    ] {
+        c.env_remove(v);
+    }
+    for (k, v) in vars {
+        c.env(k, v);
+    }
+    for (k, v) in extra {
+        c.env(k, v);
+    }
+    c.args(args).output().expect("run")
+}
+
+#[test]
+fn cache_root_follows_the_documented_precedence() {
+    let (hub, sha) = repo_with(1000);
+    let t = TempDir::new("cli-env-cache");
+    let p = |s: &str| t.path().join(s);
+    let ep = hub.endpoint();
+    let cases: Vec<(Vec<(&str, std::path::PathBuf)>, std::path::PathBuf)> = vec![
+        (
+            vec![
+                ("HF_HUB_CACHE", p("a")),
+                ("HUGGINGFACE_HUB_CACHE", p("b")),
+                ("HF_HOME", p("c")),
+            ],
+            p("a"),
+        ),
+        (
+            vec![("HUGGINGFACE_HUB_CACHE", p("b")), ("HF_HOME", p("c"))],
+            p("b"),
+        ),
+        (
+            vec![("HF_HOME", p("c")), ("XDG_CACHE_HOME", p("d"))],
+            p("c/hub"),
+        ),
+        (
+            vec![("XDG_CACHE_HOME", p("d")), ("HOME", p("e"))],
+            p("d/huggingface/hub"),
+        ),
+        (vec![("HOME", p("e"))], p("e/.cache/huggingface/hub")),
+    ];
+    for (vars, want) in cases {
+        let vars: Vec<(&str, &std::path::Path)> =
+            vars.iter().map(|(k, v)| (*k, v.as_path())).collect();
+        let out = cli_env(&vars, &[("HF_ENDPOINT", &ep)], &["--quiet", REPO]);
+        assert!(
+            out.status.success(),
+            "{vars:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let snap = want.join("models--org--model/snapshots").join(&sha);
+        assert!(
+            snap.join("model.gguf").is_file(),
+            "{vars:?} should use {}",
+            want.display()
+        );
+    }
+    let out = cli_env(
+        &[("HF_HUB_CACHE", &p("a"))],
+        &[("HF_ENDPOINT", &ep)],
+        &[
+            "--cache-dir",
+            &p("z").display().to_string(),
+            "--quiet",
+            REPO,
+        ],
+    );
+    assert!(out.status.success());
+    assert!(
+        p("z/models--org--model").is_dir(),
+        "--cache-dir wins over the environment"
+    );
+}
+
+#[test]
+fn token_follows_the_documented_precedence() {
+    let (hub, _) = repo_with(1000);
+    hub.set_private(REPO, Some("hf_allowed"));
+    for t in ["hf_env", "hf_legacy", "hf_file", "hf_home_file", "hf_flag"] {
+        hub.add_token(t);
+    }
+    let t = TempDir::new("cli-env-token");
+    let home = t.path().join("hf-home");
+    std::fs::create_dir_all(&home).expect("home");
+    std::fs::write(home.join("token"), "hf_home_file\n").expect("token file");
+    let token_path = t.path().join("tok");
+    std::fs::write(&token_path, "hf_file").expect("token path");
+    let cache = t.path().join("cache");
+    let ep = hub.endpoint();
+    let cache_s = cache.display().to_string();
+    let cases: Vec<(Vec<(&str, &str)>, &[&str], &str)> = vec![
+        (
+            vec![
+                ("HF_TOKEN", "hf_env"),
+                ("HUGGING_FACE_HUB_TOKEN", "hf_legacy"),
+            ],
+            &["--token", "hf_flag"],
+            "hf_flag",
+        ),
+        (
+            vec![
+                ("HF_TOKEN", "hf_env"),
+                ("HUGGING_FACE_HUB_TOKEN", "hf_legacy"),
+            ],
+            &[],
+            "hf_env",
+        ),
+        (
+            vec![("HUGGING_FACE_HUB_TOKEN", "hf_legacy")],
+            &[],
+            "hf_legacy",
+        ),
+        (
+            vec![("HF_TOKEN_PATH", token_path.to_str().expect("utf8"))],
+            &[],
+            "hf_file",
+        ),
+        (vec![], &[], "hf_home_file"),
+    ];
+    for (env, flags, want) in cases {
+        hub.clear_requests();
+        let mut args = vec![
+            "--endpoint",
+            ep.as_str(),
+            "--cache-dir",
+            cache_s.as_str(),
+            "--json",
+        ];
+        args.extend_from_slice(flags);
+        args.push(REPO);
+        let _ = cli_env(&[("HF_HOME", &home)], &env, &args);
+        let first = hub.requests().into_iter().next().expect("a request");
+        assert_eq!(
+            first.authorization.as_deref(),
+            Some(format!("Bearer {want}").as_str()),
+            "{env:?} {flags:?}"
+        );
+    }
+}
+
+#[test]
+fn two_processes_on_one_repo_share_the_work() {
+    let size = 16 << 20;
+    let (hub, sha) = repo_with(size);
+    hub.set_rate_limit(Some(16 << 20));
+    let cache = TempDir::new("cli-two");
+    let spawn = || {
+        cli(&hub, cache.path())
+            .args(["--json", REPO])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn")
+    };
+    let a = spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let b = spawn();
+    let (a, b) = (
+        a.wait_with_output().expect("a"),
+        b.wait_with_output().expect("b"),
+    );
+    assert!(a.status.success() && b.status.success());
+    let waited = [&a, &b].iter().any(|o| {
+        json_lines(&o.stdout)
+            .iter()
+            .any(|l| l["event"] == "waiting_for_lock")
+    });
+    assert!(waited, "one process waited for the other's lock");
+    let snap = cache.path().join("models--org--model/snapshots").join(&sha);
+    assert_eq!(
+        std::fs::read(snap.join("model.gguf")).expect("file"),
+        pseudo_random_bytes(9, size)
+    );
+    let served = hub.bytes_served_total();
+    assert!(served as f64 <= 1.25 * (size + 2) as f64, "served {served}");
+}
