@@ -369,7 +369,8 @@ fn token_follows_the_documented_precedence() {
     let cache = t.path().join("cache");
     let ep = hub.endpoint();
     let cache_s = cache.display().to_string();
-    let cases: Vec<(Vec<(&str, &str)>, &[&str], &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a [&'a str], &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![
                 ("HF_TOKEN", "hf_env"),

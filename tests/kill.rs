@@ -180,7 +180,7 @@ fn run_scenario(seed: u64, kills: u32) {
     assert_eq!(snapshots.len(), 1, "orphans cleaned");
 
     let served = hub.bytes_served_total();
-    let bound = repo_size + u64::from(kills) * CHECKPOINT + changed_bytes + 64 * u64::from(version);
+    let bound = repo_size + u64::from(kills) * CHECKPOINT + changed_bytes + 64 * version;
     println!(
         "kill test: {kills} kills, {} files, {version} commits, served {served} bytes for a {repo_size}-byte repo \
          ({:.2}x), bound {bound}",
