@@ -172,9 +172,11 @@ impl Renderer {
                     file.index,
                     t.total_files
                 );
-                let bar_w = width.saturating_sub(head.chars().count() + 3).min(30);
-                let room = width.saturating_sub(head.chars().count() + bar_w + 3);
-                let name = shorten(file.path, room);
+                // The file name gets up to 24 columns before the bar takes what is left.
+                let head_len = head.chars().count();
+                let name_room = width.saturating_sub(head_len + 1).min(24);
+                let bar_w = width.saturating_sub(head_len + name_room + 4).min(30);
+                let name = shorten(file.path, width.saturating_sub(head_len + bar_w + 4));
                 let filled = ((pct / 100.0) * bar_w as f64) as usize;
                 let bar = format!(
                     "[{}{}]",
@@ -184,7 +186,11 @@ impl Renderer {
                 let line = if bar_w >= 5 {
                     format!("{bar} {head}{name}")
                 } else {
-                    shorten(&head, width - 1)
+                    // Narrow terminal: the essentials, then as much of the file name as fits.
+                    let short = format!("{pct:5.1}% {}/s ETA {eta} ", bytes(self.rate as u64));
+                    let room = width.saturating_sub(short.chars().count() + 1);
+                    let line = format!("{short}{}", shorten(file.path, room));
+                    line.chars().take(width.saturating_sub(1)).collect()
                 };
                 eprint!("\r{line}\x1b[K");
                 let _ = std::io::stderr().flush();
