@@ -27,6 +27,7 @@ pub(crate) mod retry;
 pub(crate) mod salvage;
 pub mod select;
 pub mod stamps;
+pub mod throttle;
 pub mod transfer;
 pub mod verify;
 

@@ -98,6 +98,8 @@ pub struct PullOptions {
     pub stall_timeout: Duration,
     /// Timeout for metadata (API) calls, whole request.
     pub api_timeout: Duration,
+    /// Bandwidth cap over all connections of the pull, in bytes per second; `None` = unlimited.
+    pub max_bytes_per_sec: Option<u64>,
     /// Cancel from another thread.
     pub cancel: Option<CancelToken>,
     /// An extra cancel source polled alongside `cancel`.
@@ -141,6 +143,7 @@ impl PullOptions {
             connect_timeout: Duration::from_secs(60),
             stall_timeout: Duration::from_secs(60),
             api_timeout: Duration::from_secs(600),
+            max_bytes_per_sec: None,
             cancel: None,
             cancel_check: None,
             dry_run: false,
