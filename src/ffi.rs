@@ -3,7 +3,7 @@
 //! The header `include/lemon_pull.h` is generated from this file by cbindgen (see `cbindgen.toml`);
 //! every doc comment here ends up in the header, so they are written for C readers.
 //!
-//! Conventions (see `ffi-tests/USING.md`):
+//! Conventions (see README.md, "Using from C/C++"):
 //! - every export is `lemon_*`, checks every pointer for NULL and every string for UTF-8, and
 //!   catches panics (`LEMON_STATUS_INTERNAL`, or NULL/0 for accessors);
 //! - the options struct is versioned by `struct_size`: fields past it are never read and take their
@@ -12,6 +12,7 @@
 //!   borrowed from a progress event (valid during the callback only) or static;
 //! - the progress callback runs on the calling thread, serially, only during the call.
 #![allow(non_camel_case_types)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 use std::borrow::Cow;
 use std::ffi::{CStr, CString, c_char, c_void};
@@ -444,8 +445,8 @@ pub unsafe extern "C" fn lemon_pull_result_free(result: *mut lemon_pull_result) 
 /// `result` must be NULL or a result as documented for `lemon_pull_result_free`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn lemon_pull_result_repo_count(result: *const lemon_pull_result) -> usize {
-    // SAFETY: the caller guarantees `result` is NULL or a valid result (see # Safety).
     guard(0, || {
+        // SAFETY: the caller guarantees `result` is NULL or a valid result (see # Safety).
         unsafe { repos_of(result) }.map_or(0, |r| r.repos.len())
     })
 }
@@ -461,9 +462,9 @@ pub unsafe extern "C" fn lemon_pull_result_repo_id(
     result: *const lemon_pull_result,
     index: usize,
 ) -> *const c_char {
-    // SAFETY: the caller guarantees `result` is NULL or a valid result (see # Safety).
-    guard(ptr::null(), || unsafe {
-        repo_field(result, index, |r| &r.repo)
+    guard(ptr::null(), || {
+        // SAFETY: the caller guarantees `result` is NULL or a valid result (see # Safety).
+        unsafe { repo_field(result, index, |r| &r.repo) }
     })
 }
 
@@ -477,9 +478,9 @@ pub unsafe extern "C" fn lemon_pull_result_repo_commit(
     result: *const lemon_pull_result,
     index: usize,
 ) -> *const c_char {
-    // SAFETY: the caller guarantees `result` is NULL or a valid result (see # Safety).
-    guard(ptr::null(), || unsafe {
-        repo_field(result, index, |r| &r.commit)
+    guard(ptr::null(), || {
+        // SAFETY: the caller guarantees `result` is NULL or a valid result (see # Safety).
+        unsafe { repo_field(result, index, |r| &r.commit) }
     })
 }
 
@@ -493,9 +494,9 @@ pub unsafe extern "C" fn lemon_pull_result_repo_snapshot_path(
     result: *const lemon_pull_result,
     index: usize,
 ) -> *const c_char {
-    // SAFETY: the caller guarantees `result` is NULL or a valid result (see # Safety).
-    guard(ptr::null(), || unsafe {
-        repo_field(result, index, |r| &r.snapshot_path)
+    guard(ptr::null(), || {
+        // SAFETY: the caller guarantees `result` is NULL or a valid result (see # Safety).
+        unsafe { repo_field(result, index, |r| &r.snapshot_path) }
     })
 }
 
@@ -507,7 +508,7 @@ pub extern "C" fn lemon_status_str(status: i32) -> *const c_char {
     guard(UNKNOWN_STATUS.as_ptr(), || status_str(status).as_ptr())
 }
 
-/// The library version ("0.1.0"). Static string: never free it. Thread-safe.
+/// The library version, `MAJOR.MINOR.PATCH`. Static string: never free it. Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn lemon_pull_version() -> *const c_char {
     VERSION.as_ptr()
@@ -1023,7 +1024,9 @@ impl Bridge {
                 file,
                 source,
                 on_disk,
+                totals,
             } => {
+                self.totals = totals;
                 self.file_done = on_disk;
                 self.file_offset = on_disk;
                 View::new(K::PlanFile, file.repo, Some(file)).with_message(source_name(source))
@@ -1501,16 +1504,12 @@ mod tests {
         expect_invalid(ptr::null(), "options is NULL");
         let o = init_options();
         expect_invalid(&o, "repo_id is NULL");
-        // SAFETY: NULL result is documented as returning INVALID_ARGUMENT.
-        assert_eq!(
-            unsafe { lemon_resume_pull(&o, ptr::null_mut()) },
-            lemon_status::InvalidArgument
-        );
+        // SAFETY: a NULL result is documented as returning INVALID_ARGUMENT.
+        let s = unsafe { lemon_resume_pull(&o, ptr::null_mut()) };
+        assert_eq!(s, lemon_status::InvalidArgument);
         // SAFETY: as above.
-        assert_eq!(
-            unsafe { lemon_resume_pull(ptr::null(), ptr::null_mut()) },
-            lemon_status::InvalidArgument
-        );
+        let s = unsafe { lemon_resume_pull(ptr::null(), ptr::null_mut()) };
+        assert_eq!(s, lemon_status::InvalidArgument);
     }
 
     #[test]

@@ -95,6 +95,8 @@ pub enum Event<'a> {
         source: Source,
         /// Bytes of it already on disk.
         on_disk: u64,
+        /// Totals of the plan (files and bytes; nothing done yet).
+        totals: Totals,
     },
     /// The plan is complete: totals before any transfer.
     Plan {
@@ -249,6 +251,12 @@ impl<'o> Reporter<'o> {
             return Err(Error::Cancelled);
         }
         Ok(())
+    }
+
+    /// Delivers an event that reports something already done (after the commit): neither a cancel
+    /// request nor the observer's answer can turn a committed pull into a failure.
+    pub(crate) fn notify(&mut self, event: &Event<'_>) {
+        let _ = self.observer.on_event(event);
     }
 
     /// Records bytes that this call did not download (complete or partial files already there).

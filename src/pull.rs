@@ -287,12 +287,16 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
         .into_iter()
         .filter(|l| l.removable)
         {
-            salvage::remove_orphan(&l.folder.path)?;
-            reporter.emit(&Event::Reclaimed {
+            // Cleanup is a courtesy: the pull has committed, so a folder that cannot be removed
+            // now is left for the next pull rather than turned into a failure.
+            if salvage::remove_orphan(&l.folder.path).is_err() {
+                continue;
+            }
+            reporter.notify(&Event::Reclaimed {
                 repo: &unit.listing.repo,
                 snapshot: &l.folder.name,
                 bytes: l.bytes,
-            })?;
+            });
             outcome.reclaimed.push(Reclaimed {
                 repo: unit.listing.repo.clone(),
                 snapshot: l.folder.name,
@@ -301,12 +305,12 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
         }
     }
     outcome.totals = reporter.totals();
-    reporter.emit(&Event::Complete {
+    reporter.notify(&Event::Complete {
         repo: &main.listing.repo,
         commit: &main.listing.commit,
         snapshot: &outcome.snapshot_path,
         totals: outcome.totals,
-    })?;
+    });
     Ok(outcome)
 }
 
@@ -580,6 +584,7 @@ fn plan_unit(
 
 fn report_plan(reporter: &mut Reporter<'_>, plan: &[PlannedFile]) -> Result<()> {
     reporter.set_plan(plan.len() as u32, plan.iter().map(|p| p.size).sum());
+    let totals = reporter.totals();
     for (i, p) in plan.iter().enumerate() {
         let file = FileInfo {
             repo: &p.repo,
@@ -591,6 +596,7 @@ fn report_plan(reporter: &mut Reporter<'_>, plan: &[PlannedFile]) -> Result<()> 
             file,
             source: p.source,
             on_disk: p.on_disk,
+            totals,
         })?;
     }
     let mut totals = reporter.totals();

@@ -283,6 +283,7 @@ pub fn event_json(ev: &Event<'_>) -> Value {
             file,
             source,
             on_disk,
+            ..
         } => json!({
             "event": "plan_file", "file": file_json(file), "source": source_name(*source), "on_disk": on_disk
         }),

@@ -1,0 +1,666 @@
+/*
+ * C99 consumer test of the lemon_pull C API. Built and driven by ffi-tests/run.sh, which starts the
+ * mock hub and sets its rate limit between phases.
+ *
+ * Usage: test_c PHASE [CACHE_DIR]
+ *   args        argument checking, statuses, strings, free (no network)
+ *   errors      error statuses from the hub, dry run
+ *   cancel-cb   cancel from the callback once 1 MiB of the GGUF arrived (hub rate-limited)
+ *   cancel-flag cancel from the flag, set from another thread (hub rate-limited)
+ *   resume      a second call resumes what a cancel left
+ *   concurrent  two repositories pulled from two threads at once
+ *   components  a main repo plus a file from a second repo in one call
+ *   oldstruct   an options struct cut short (an older caller): defaults for the rest
+ * Environment: LEMON_TEST_ENDPOINT, LEMON_TEST_REPO, LEMON_TEST_REPO2, LEMON_TEST_COMMIT,
+ *   LEMON_TEST_COMMIT2, LEMON_TEST_FILE (the GGUF path), LEMON_TEST_FILE_SIZE.
+ * Prints one "PASS name" or "FAIL name" line per check; exits 1 if any check failed.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "lemon_pull.h"
+#include "lemon_pull.h" /* twice on purpose: the include guard must hold */
+
+static int g_failed = 0;
+static const char *g_phase = "?";
+
+static void check(const char *name, int ok, const char *detail) {
+    if (ok) {
+        printf("PASS c/%s: %s\n", g_phase, name);
+    } else {
+        printf("FAIL c/%s: %s%s%s\n", g_phase, name, detail ? " -- " : "", detail ? detail : "");
+        g_failed = 1;
+    }
+    fflush(stdout);
+}
+
+static const char *env(const char *name) {
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0') {
+        fprintf(stderr, "test_c: %s is not set\n", name);
+        exit(2);
+    }
+    return v;
+}
+
+static const char *or_null(const char *s) { return s ? s : "(null)"; }
+
+static int contains(const char *haystack, const char *needle) {
+    return haystack != NULL && strstr(haystack, needle) != NULL;
+}
+
+static int streq(const char *a, const char *b) { return a != NULL && b != NULL && strcmp(a, b) == 0; }
+
+static int is_hex40(const char *s) {
+    size_t i;
+    if (s == NULL || strlen(s) != 40) return 0;
+    for (i = 0; i < 40; i++) {
+        char c = s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return 0;
+    }
+    return 1;
+}
+
+/* -1 when missing */
+static long long file_size(const char *path) {
+    struct stat st;
+    if (path == NULL || stat(path, &st) != 0) return -1;
+    return (long long)st.st_size;
+}
+
+static int is_dir(const char *path) {
+    struct stat st;
+    return path != NULL && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    nanosleep(&ts, NULL);
+}
+
+/* <cache>/models--org--name/snapshots/<commit> */
+static void snapshot_dir(char *out, size_t n, const char *cache, const char *repo, const char *commit) {
+    char folder[512];
+    size_t i, j = 0;
+    for (i = 0; repo[i] != '\0' && j + 3 < sizeof folder; i++) {
+        if (repo[i] == '/') {
+            folder[j++] = '-';
+            folder[j++] = '-';
+        } else {
+            folder[j++] = repo[i];
+        }
+    }
+    folder[j] = '\0';
+    snprintf(out, n, "%s/models--%s/snapshots/%s", cache, folder, commit);
+}
+
+static void base_options(lemon_pull_options *o, const char *cache) {
+    lemon_pull_options_init(o);
+    o->repo_id = env("LEMON_TEST_REPO");
+    o->endpoint = env("LEMON_TEST_ENDPOINT");
+    o->cache_dir = cache;
+    o->token = ""; /* anonymous, whatever HF_TOKEN says */
+    o->max_retries = 3;
+    o->initial_retry_delay_ms = 50;
+    o->connect_timeout_ms = 5000;
+    o->stall_timeout_ms = 5000;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Progress recording                                                                          */
+
+typedef struct recorder {
+    pthread_t thread;          /* the thread that calls lemon_resume_pull */
+    uint64_t cancel_at;        /* cancel once the file has this many bytes (0 = never) */
+    double cancel_time;        /* when the callback asked to cancel */
+    int events, wrong_thread, null_strings, bad_percent, after_complete;
+    int resolved, plan, file_start, progress, file_done, complete, retry;
+    int complete_ok;           /* the COMPLETE event had complete=1, percent=100, index=total */
+    int incomplete_flag_wrong; /* complete != 0 on another kind */
+    char commit[64];
+    uint32_t total_files;
+    uint64_t total_bytes, start_offset, last_file_done, size_seen;
+    int struct_size_ok;
+} recorder;
+
+static void recorder_init(recorder *r) {
+    memset(r, 0, sizeof *r);
+    r->thread = pthread_self();
+    r->struct_size_ok = 1;
+}
+
+static int32_t record(void *user_data, const lemon_progress *p) {
+    recorder *r = (recorder *)user_data;
+    r->events++;
+    if (!pthread_equal(pthread_self(), r->thread)) r->wrong_thread++;
+    if (p->struct_size < sizeof(lemon_progress)) r->struct_size_ok = 0;
+    if (p->repo_id == NULL || p->file == NULL || p->message == NULL) {
+        r->null_strings++;
+        return 0;
+    }
+    if (p->percent < 0 || p->percent > 100) r->bad_percent++;
+    if (r->complete) r->after_complete++;
+    if (p->kind != LEMON_PROGRESS_KIND_COMPLETE && p->complete != 0) r->incomplete_flag_wrong++;
+    switch (p->kind) {
+    case LEMON_PROGRESS_KIND_RESOLVED:
+        if (r->resolved++ == 0) snprintf(r->commit, sizeof r->commit, "%s", p->message);
+        break;
+    case LEMON_PROGRESS_KIND_PLAN:
+        r->plan++;
+        r->total_files = p->total_files;
+        r->total_bytes = p->total_bytes;
+        break;
+    case LEMON_PROGRESS_KIND_FILE_START:
+        if (r->file_start++ == 0) r->start_offset = p->file_bytes_offset;
+        r->size_seen = p->file_bytes_total;
+        break;
+    case LEMON_PROGRESS_KIND_PROGRESS:
+        r->progress++;
+        r->last_file_done = p->file_bytes_done;
+        break;
+    case LEMON_PROGRESS_KIND_FILE_DONE:
+        r->file_done++;
+        break;
+    case LEMON_PROGRESS_KIND_RETRY:
+        r->retry++;
+        break;
+    case LEMON_PROGRESS_KIND_COMPLETE:
+        r->complete++;
+        r->complete_ok = p->complete == 1 && p->percent == 100 && p->file_index == p->total_files &&
+                         p->total_bytes_done == p->total_bytes;
+        break;
+    default:
+        break;
+    }
+    if (r->cancel_at != 0 && p->kind == LEMON_PROGRESS_KIND_PROGRESS && p->file_bytes_done >= r->cancel_at) {
+        r->cancel_time = now_ms();
+        return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Phases                                                                                      */
+
+static void expect_invalid(const char *name, const lemon_pull_options *o, const char *needle) {
+    lemon_pull_result r = {0};
+    char detail[512];
+    lemon_status s = lemon_resume_pull(o, &r);
+    snprintf(detail, sizeof detail, "status %d, message %s", (int)s, or_null(r.error_message));
+    check(name, s == LEMON_STATUS_INVALID_ARGUMENT && r.status == LEMON_STATUS_INVALID_ARGUMENT &&
+                    contains(r.error_message, needle) && r.snapshot_path == NULL && r.commit == NULL &&
+                    r.struct_size == sizeof r,
+          detail);
+    lemon_pull_result_free(&r);
+}
+
+static void phase_args(void) {
+    lemon_pull_options o;
+    lemon_pull_result r = {0};
+    const char *bad_utf8 = "org/\xff\xfe";
+    const char *patterns[2];
+    int32_t code;
+    int known_ok = 1;
+    lemon_status s;
+
+    lemon_pull_options_init(&o);
+    check("options_init sets struct_size", o.struct_size == sizeof o, NULL);
+    check("options_init defaults", o.max_retries == 10 && o.repo_id == NULL && o.progress_cb == NULL &&
+                                       o.cancel_flag == NULL && o.flags == 0, NULL);
+    lemon_pull_options_init(NULL);
+
+    expect_invalid("NULL options", NULL, "options is NULL");
+    s = lemon_resume_pull(&o, NULL);
+    check("NULL result", s == LEMON_STATUS_INVALID_ARGUMENT, NULL);
+    check("NULL options and result", lemon_resume_pull(NULL, NULL) == LEMON_STATUS_INVALID_ARGUMENT, NULL);
+    expect_invalid("NULL repo_id", &o, "repo_id is NULL");
+
+    o.repo_id = bad_utf8;
+    expect_invalid("invalid UTF-8 repo_id", &o, "repo_id is not valid UTF-8");
+    o.repo_id = "org/name";
+    o.revision = bad_utf8;
+    expect_invalid("invalid UTF-8 revision", &o, "revision is not valid UTF-8");
+    o.revision = NULL;
+
+    patterns[0] = "*.gguf";
+    patterns[1] = bad_utf8;
+    o.include = patterns;
+    o.include_len = 2;
+    expect_invalid("invalid UTF-8 include[1]", &o, "include[1] is not valid UTF-8");
+    o.include = NULL;
+    expect_invalid("include NULL with include_len 2", &o, "include is NULL but include_len is 2");
+    o.include_len = 0;
+
+    o.flags = 0x100;
+    expect_invalid("unknown flag bits", &o, "unknown flags");
+    o.flags = 0;
+
+    o.struct_size = 4;
+    expect_invalid("struct_size 4", &o, "struct_size");
+    o.struct_size = 0;
+    expect_invalid("struct_size 0", &o, "struct_size");
+    o.struct_size = sizeof o;
+
+    /* A result with a bogus struct_size is left alone. */
+    r.struct_size = 3;
+    s = lemon_resume_pull(NULL, &r);
+    check("result with bad struct_size untouched",
+          s == LEMON_STATUS_INVALID_ARGUMENT && r.struct_size == 3 && r.error_message == NULL, NULL);
+    r.struct_size = 0;
+
+    s = lemon_resume_pull(NULL, &r);
+    check("failed result has a message", s == LEMON_STATUS_INVALID_ARGUMENT && r.error_message != NULL, NULL);
+    lemon_pull_result_free(&r);
+    check("free nulls the pointers", r.error_message == NULL && r.snapshot_path == NULL && r.commit == NULL &&
+                                         r.repos == NULL, NULL);
+    lemon_pull_result_free(&r);
+    lemon_pull_result_free(NULL);
+    check("free twice and free(NULL) are safe", r.status == LEMON_STATUS_INVALID_ARGUMENT, NULL);
+
+    for (code = 0; code <= LEMON_STATUS_INVALID_RESPONSE; code++) {
+        const char *t = lemon_status_str(code);
+        if (t == NULL || *t == '\0' || streq(t, "unknown status")) known_ok = 0;
+    }
+    check("status_str of every known status", known_ok, NULL);
+    check("status_str(CANCELLED)", streq(lemon_status_str(LEMON_STATUS_CANCELLED), "Download cancelled"), NULL);
+    check("status_str(OK)", streq(lemon_status_str(LEMON_STATUS_OK), "success"), NULL);
+    check("status_str of unknown values",
+          streq(lemon_status_str(-1), "unknown status") && streq(lemon_status_str(18), "unknown status") &&
+              streq(lemon_status_str(9999), "unknown status") &&
+              streq(lemon_status_str(INT32_MIN), "unknown status") &&
+              streq(lemon_status_str(INT32_MAX), "unknown status"),
+          NULL);
+    check("version", lemon_pull_version() != NULL && strlen(lemon_pull_version()) >= 5, lemon_pull_version());
+
+    check("accessors on NULL", lemon_pull_result_repo_count(NULL) == 0 && lemon_pull_result_repo_id(NULL, 0) == NULL &&
+                                   lemon_pull_result_repo_commit(NULL, 0) == NULL &&
+                                   lemon_pull_result_repo_snapshot_path(NULL, 0) == NULL,
+          NULL);
+    check("accessors on a failed result", lemon_pull_result_repo_count(&r) == 0 && lemon_pull_result_repo_id(&r, 0) == NULL,
+          NULL);
+}
+
+static void phase_errors(const char *cache) {
+    lemon_pull_options o;
+    lemon_pull_result r = {0};
+    const char *nothing[1];
+    char detail[512], snap[1024];
+    lemon_status s;
+
+    base_options(&o, cache);
+    o.repo_id = "local/does-not-exist";
+    o.max_retries = 0;
+    s = lemon_resume_pull(&o, &r);
+    snprintf(detail, sizeof detail, "status %d http %d: %s", (int)s, r.http_status, or_null(r.error_message));
+    check("unknown repo is REPO_NOT_FOUND with HTTP 401 or 404",
+          s == LEMON_STATUS_REPO_NOT_FOUND && (r.http_status == 401 || r.http_status == 404) && contains(r.error_message, "local/does-not-exist"),
+          detail);
+    lemon_pull_result_free(&r);
+
+    base_options(&o, cache);
+    o.variant = "Q9_9";
+    s = lemon_resume_pull(&o, &r);
+    snprintf(detail, sizeof detail, "status %d: %s", (int)s, or_null(r.error_message));
+    check("missing variant is FILE_NOT_FOUND", s == LEMON_STATUS_FILE_NOT_FOUND, detail);
+    lemon_pull_result_free(&r);
+
+    base_options(&o, cache);
+    nothing[0] = "*.nothing";
+    o.include = nothing;
+    o.include_len = 1;
+    s = lemon_resume_pull(&o, &r);
+    snprintf(detail, sizeof detail, "status %d: %s", (int)s, or_null(r.error_message));
+    check("empty selection is NO_FILES_SELECTED", s == LEMON_STATUS_NO_FILES_SELECTED, detail);
+    lemon_pull_result_free(&r);
+
+    base_options(&o, cache);
+    o.flags = LEMON_PULL_FLAG_DRY_RUN;
+    s = lemon_resume_pull(&o, &r);
+    snapshot_dir(snap, sizeof snap, cache, env("LEMON_TEST_REPO"), env("LEMON_TEST_COMMIT"));
+    snprintf(detail, sizeof detail, "status %d files %u: %s", (int)s, r.files, or_null(r.error_message));
+    check("dry run plans and writes nothing",
+          s == LEMON_STATUS_OK && streq(r.commit, env("LEMON_TEST_COMMIT")) && streq(r.snapshot_path, snap) &&
+              r.files >= 3 && r.bytes_downloaded == 0 && !is_dir(snap),
+          detail);
+    lemon_pull_result_free(&r);
+}
+
+static void gguf_only(lemon_pull_options *o, const char **pattern) {
+    *pattern = env("LEMON_TEST_FILE");
+    o->include = pattern;
+    o->include_len = 1;
+}
+
+/* The state a cancel must leave: a partial and the manifest, no final file, no ref. */
+static void check_kept_partial(const char *cache, const lemon_pull_result *r) {
+    char snap[1024], path[1200], detail[256];
+    long long size = atoll(env("LEMON_TEST_FILE_SIZE"));
+    long long partial;
+    snapshot_dir(snap, sizeof snap, cache, env("LEMON_TEST_REPO"), env("LEMON_TEST_COMMIT"));
+    snprintf(path, sizeof path, "%s/%s.partial", snap, env("LEMON_TEST_FILE"));
+    partial = file_size(path);
+    snprintf(detail, sizeof detail, "partial %lld of %lld bytes", partial, size);
+    check("partial kept", partial > 0 && partial < size, detail);
+    snprintf(path, sizeof path, "%s/.download_manifest.json", snap);
+    check("manifest kept", file_size(path) > 0, path);
+    snprintf(path, sizeof path, "%s/%s", snap, env("LEMON_TEST_FILE"));
+    check("no final file", file_size(path) < 0, path);
+    snprintf(detail, sizeof detail, "bytes_downloaded %llu", (unsigned long long)r->bytes_downloaded);
+    check("bytes_downloaded reported on cancel", r->bytes_downloaded > 0 && (long long)r->bytes_downloaded < size,
+          detail);
+}
+
+static void phase_cancel_cb(const char *cache) {
+    lemon_pull_options o;
+    lemon_pull_result r = {0};
+    recorder rec;
+    const char *pattern;
+    double returned;
+    char detail[256];
+    lemon_status s;
+
+    base_options(&o, cache);
+    gguf_only(&o, &pattern);
+    recorder_init(&rec);
+    rec.cancel_at = 1u << 20;
+    o.progress_cb = record;
+    o.user_data = &rec;
+    s = lemon_resume_pull(&o, &r);
+    returned = now_ms();
+    snprintf(detail, sizeof detail, "status %d: %s", (int)s, or_null(r.error_message));
+    check("callback cancel returns CANCELLED", s == LEMON_STATUS_CANCELLED && r.status == LEMON_STATUS_CANCELLED,
+          detail);
+    check("message is exactly \"Download cancelled\"", streq(r.error_message, "Download cancelled"), detail);
+    check("no snapshot or commit on failure", r.snapshot_path == NULL && r.commit == NULL && r.repos == NULL, NULL);
+    snprintf(detail, sizeof detail, "%.0f ms", returned - rec.cancel_time);
+    check("returns promptly after the callback cancels", rec.cancel_time > 0 && returned - rec.cancel_time < 1000,
+          detail);
+    check("RESOLVED carries the commit", rec.resolved >= 1 && streq(rec.commit, env("LEMON_TEST_COMMIT")), rec.commit);
+    check("PLAN carries the totals",
+          rec.plan == 1 && rec.total_files == 1 && (long long)rec.total_bytes == atoll(env("LEMON_TEST_FILE_SIZE")),
+          NULL);
+    check("events well formed", rec.null_strings == 0 && rec.bad_percent == 0 && rec.wrong_thread == 0 &&
+                                    rec.struct_size_ok && rec.complete == 0 && rec.incomplete_flag_wrong == 0,
+          NULL);
+    check_kept_partial(cache, &r);
+    lemon_pull_result_free(&r);
+}
+
+typedef struct flag_setter {
+    volatile int32_t *flag;
+    long delay_ms;
+    double set_time;
+} flag_setter;
+
+static void *set_flag_later(void *arg) {
+    flag_setter *f = (flag_setter *)arg;
+    sleep_ms(f->delay_ms);
+    f->set_time = now_ms();
+    *f->flag = 1;
+    return NULL;
+}
+
+static void phase_cancel_flag(const char *cache) {
+    lemon_pull_options o;
+    lemon_pull_result r = {0};
+    volatile int32_t flag = 0;
+    flag_setter setter;
+    pthread_t thread;
+    const char *pattern;
+    double returned;
+    char detail[256];
+    lemon_status s;
+
+    base_options(&o, cache);
+    gguf_only(&o, &pattern);
+    o.cancel_flag = &flag;
+    setter.flag = &flag;
+    setter.delay_ms = 700;
+    setter.set_time = 0;
+    if (pthread_create(&thread, NULL, set_flag_later, &setter) != 0) {
+        check("pthread_create", 0, NULL);
+        return;
+    }
+    s = lemon_resume_pull(&o, &r);
+    returned = now_ms();
+    pthread_join(thread, NULL);
+    snprintf(detail, sizeof detail, "status %d: %s", (int)s, or_null(r.error_message));
+    check("flag cancel returns CANCELLED", s == LEMON_STATUS_CANCELLED, detail);
+    check("message is exactly \"Download cancelled\"", streq(r.error_message, "Download cancelled"), detail);
+    snprintf(detail, sizeof detail, "%.0f ms after the flag was set", returned - setter.set_time);
+    printf("INFO c/%s: flag cancel latency %s\n", g_phase, detail);
+    check("returns within 1 s of the flag", setter.set_time > 0 && returned - setter.set_time < 1000, detail);
+    check_kept_partial(cache, &r);
+    lemon_pull_result_free(&r);
+}
+
+static void phase_resume(const char *cache) {
+    lemon_pull_options o;
+    lemon_pull_result r = {0};
+    recorder rec;
+    const char *pattern;
+    char snap[1024], path[1200], detail[512];
+    unsigned long long size = strtoull(env("LEMON_TEST_FILE_SIZE"), NULL, 10);
+    FILE *ref;
+    char ref_text[64] = {0};
+    lemon_status s;
+
+    base_options(&o, cache);
+    gguf_only(&o, &pattern);
+    recorder_init(&rec);
+    o.progress_cb = record;
+    o.user_data = &rec;
+    s = lemon_resume_pull(&o, &r);
+    snprintf(detail, sizeof detail, "status %d: %s", (int)s, or_null(r.error_message));
+    check("resume succeeds", s == LEMON_STATUS_OK && r.status == LEMON_STATUS_OK && r.error_message == NULL, detail);
+    snprintf(detail, sizeof detail, "downloaded %llu reused %llu size %llu", (unsigned long long)r.bytes_downloaded,
+             (unsigned long long)r.bytes_reused, size);
+    printf("INFO c/%s: %s\n", g_phase, detail);
+    check("resume downloads less than the file", r.bytes_downloaded < size, detail);
+    check("downloaded + reused covers the file", r.bytes_downloaded + r.bytes_reused >= size, detail);
+    check("FILE_START reports the resume offset", rec.file_start == 1 && rec.start_offset > 0 && rec.size_seen == size,
+          NULL);
+    check("exactly one COMPLETE, last, well formed",
+          rec.complete == 1 && rec.after_complete == 0 && rec.complete_ok && rec.incomplete_flag_wrong == 0, NULL);
+    check("callback on the calling thread only", rec.wrong_thread == 0 && rec.events > 0, NULL);
+
+    snapshot_dir(snap, sizeof snap, cache, env("LEMON_TEST_REPO"), env("LEMON_TEST_COMMIT"));
+    check("commit is 40 hex and the hub's", is_hex40(r.commit) && streq(r.commit, env("LEMON_TEST_COMMIT")),
+          or_null(r.commit));
+    check("snapshot_path is the snapshot folder", streq(r.snapshot_path, snap) && is_dir(r.snapshot_path),
+          or_null(r.snapshot_path));
+    snprintf(path, sizeof path, "%s/%s", snap, env("LEMON_TEST_FILE"));
+    check("file complete under its final name", file_size(path) == (long long)size, path);
+    snprintf(path, sizeof path, "%s/%s.partial", snap, env("LEMON_TEST_FILE"));
+    check("partial gone", file_size(path) < 0, path);
+    snprintf(path, sizeof path, "%s/.download_manifest.json", snap);
+    check("manifest gone", file_size(path) < 0, path);
+    snprintf(path, sizeof path, "%s/../../refs/main", snap);
+    ref = fopen(path, "r");
+    if (ref != NULL) {
+        size_t n = fread(ref_text, 1, sizeof ref_text - 1, ref);
+        ref_text[n] = '\0';
+        fclose(ref);
+    }
+    check("refs/main names the commit", streq(ref_text, env("LEMON_TEST_COMMIT")), ref_text);
+    check("one repository in the result",
+          lemon_pull_result_repo_count(&r) == 1 && streq(lemon_pull_result_repo_id(&r, 0), env("LEMON_TEST_REPO")) &&
+              streq(lemon_pull_result_repo_commit(&r, 0), r.commit) &&
+              streq(lemon_pull_result_repo_snapshot_path(&r, 0), r.snapshot_path) &&
+              lemon_pull_result_repo_id(&r, 1) == NULL,
+          NULL);
+    check("result counters", r.files == 1 && r.total_bytes == size && r.http_status == 0, NULL);
+    lemon_pull_result_free(&r);
+    check("free nulls every pointer",
+          r.snapshot_path == NULL && r.commit == NULL && r.error_message == NULL && r.repos == NULL, NULL);
+    lemon_pull_result_free(&r);
+    check("free twice is safe", r.status == LEMON_STATUS_OK, NULL);
+}
+
+typedef struct worker {
+    const char *cache, *repo, *commit;
+    lemon_status status;
+    char message[256], snapshot[1024], result_commit[64];
+    recorder rec;
+} worker;
+
+static void *pull_in_thread(void *arg) {
+    worker *w = (worker *)arg;
+    lemon_pull_options o;
+    lemon_pull_result r = {0};
+    base_options(&o, w->cache);
+    o.repo_id = w->repo;
+    recorder_init(&w->rec); /* records this thread as the calling thread */
+    o.progress_cb = record;
+    o.user_data = &w->rec;
+    w->status = lemon_resume_pull(&o, &r);
+    snprintf(w->message, sizeof w->message, "%s", or_null(r.error_message));
+    snprintf(w->snapshot, sizeof w->snapshot, "%s", or_null(r.snapshot_path));
+    snprintf(w->result_commit, sizeof w->result_commit, "%s", or_null(r.commit));
+    lemon_pull_result_free(&r);
+    return NULL;
+}
+
+static void phase_concurrent(const char *cache) {
+    worker w[2];
+    pthread_t t[2];
+    int i, started = 0;
+    char detail[512];
+    memset(w, 0, sizeof w);
+    w[0].repo = env("LEMON_TEST_REPO");
+    w[0].commit = env("LEMON_TEST_COMMIT");
+    w[1].repo = env("LEMON_TEST_REPO2");
+    w[1].commit = env("LEMON_TEST_COMMIT2");
+    for (i = 0; i < 2; i++) {
+        w[i].cache = cache;
+        w[i].status = LEMON_STATUS_INTERNAL;
+        if (pthread_create(&t[i], NULL, pull_in_thread, &w[i]) == 0) started++;
+    }
+    for (i = 0; i < started; i++) pthread_join(t[i], NULL);
+    check("two threads started", started == 2, NULL);
+    for (i = 0; i < 2; i++) {
+        char snap[1024];
+        snapshot_dir(snap, sizeof snap, cache, w[i].repo, w[i].commit);
+        snprintf(detail, sizeof detail, "%s: status %d: %s", w[i].repo, (int)w[i].status, w[i].message);
+        check("concurrent pull succeeds", w[i].status == LEMON_STATUS_OK, detail);
+        check("concurrent pull result strings", streq(w[i].result_commit, w[i].commit) && streq(w[i].snapshot, snap) &&
+                                                    is_dir(snap),
+              w[i].snapshot);
+        check("callback only on the pulling thread", w[i].rec.wrong_thread == 0 && w[i].rec.complete == 1, detail);
+    }
+}
+
+static void phase_components(const char *cache) {
+    lemon_pull_options o;
+    lemon_pull_result r = {0};
+    lemon_component comp;
+    recorder rec;
+    const char *config[1];
+    char snap[1024], path[1200], detail[512];
+    lemon_status s;
+
+    base_options(&o, cache);
+    config[0] = "config.json";
+    o.include = config;
+    o.include_len = 1;
+    comp.repo_id = env("LEMON_TEST_REPO2");
+    comp.path = "tokenizer.json";
+    comp.revision = NULL;
+    o.components = &comp;
+    o.components_len = 1;
+    recorder_init(&rec);
+    o.progress_cb = record;
+    o.user_data = &rec;
+    s = lemon_resume_pull(&o, &r);
+    snprintf(detail, sizeof detail, "status %d: %s", (int)s, or_null(r.error_message));
+    check("main repo + component succeeds", s == LEMON_STATUS_OK, detail);
+    check("one progress stream over both repos", rec.total_files == 2 && rec.file_done == 2 && rec.complete == 1, NULL);
+    check("two repositories in the result", lemon_pull_result_repo_count(&r) == 2, NULL);
+    check("repo 0 is the main repo", streq(lemon_pull_result_repo_id(&r, 0), env("LEMON_TEST_REPO")), NULL);
+    snapshot_dir(snap, sizeof snap, cache, env("LEMON_TEST_REPO2"), env("LEMON_TEST_COMMIT2"));
+    check("repo 1 is the component's repo", streq(lemon_pull_result_repo_id(&r, 1), env("LEMON_TEST_REPO2")) &&
+                                                 streq(lemon_pull_result_repo_commit(&r, 1), env("LEMON_TEST_COMMIT2")) &&
+                                                 streq(lemon_pull_result_repo_snapshot_path(&r, 1), snap),
+          or_null(lemon_pull_result_repo_snapshot_path(&r, 1)));
+    snprintf(path, sizeof path, "%s/tokenizer.json", snap);
+    check("component file in its own repo folder", file_size(path) > 0, path);
+    check("out-of-range accessor is NULL", lemon_pull_result_repo_commit(&r, 2) == NULL, NULL);
+    lemon_pull_result_free(&r);
+}
+
+static void phase_oldstruct(const char *cache) {
+    /* An "older caller" whose struct ends right before cancel_flag: exactly that many bytes on the
+     * heap, so a read past them is an error under Valgrind. */
+    size_t size = offsetof(lemon_pull_options, cancel_flag);
+    lemon_pull_options full;
+    lemon_pull_options *o = (lemon_pull_options *)malloc(size);
+    lemon_pull_result r = {0};
+    const char *config[1];
+    char detail[512];
+    lemon_status s;
+
+    if (o == NULL) {
+        check("malloc", 0, NULL);
+        return;
+    }
+    base_options(&full, cache);
+    config[0] = "config.json";
+    full.include = config;
+    full.include_len = 1;
+    full.struct_size = (uint32_t)size;
+    memcpy(o, &full, size);
+    s = lemon_resume_pull(o, &r);
+    snprintf(detail, sizeof detail, "status %d: %s", (int)s, or_null(r.error_message));
+    check("short struct_size works with defaults", s == LEMON_STATUS_OK && r.files == 1, detail);
+    lemon_pull_result_free(&r);
+    free(o);
+}
+
+int main(int argc, char **argv) {
+    const char *cache = argc > 2 ? argv[2] : NULL;
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_c PHASE [CACHE_DIR]\n");
+        return 2;
+    }
+    g_phase = argv[1];
+    if (strcmp(g_phase, "args") == 0) {
+        phase_args();
+    } else if (cache == NULL) {
+        fprintf(stderr, "test_c: phase %s needs CACHE_DIR\n", g_phase);
+        return 2;
+    } else if (strcmp(g_phase, "errors") == 0) {
+        phase_errors(cache);
+    } else if (strcmp(g_phase, "cancel-cb") == 0) {
+        phase_cancel_cb(cache);
+    } else if (strcmp(g_phase, "cancel-flag") == 0) {
+        phase_cancel_flag(cache);
+    } else if (strcmp(g_phase, "resume") == 0) {
+        phase_resume(cache);
+    } else if (strcmp(g_phase, "concurrent") == 0) {
+        phase_concurrent(cache);
+    } else if (strcmp(g_phase, "components") == 0) {
+        phase_components(cache);
+    } else if (strcmp(g_phase, "oldstruct") == 0) {
+        phase_oldstruct(cache);
+    } else {
+        fprintf(stderr, "test_c: unknown phase %s\n", g_phase);
+        return 2;
+    }
+    return g_failed ? 1 : 0;
+}
