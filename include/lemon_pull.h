@@ -174,6 +174,10 @@ enum lemon_status
    * The server answered something a Hub never answers.
    */
   LEMON_STATUS_INVALID_RESPONSE = 17,
+  /**
+   * Offline (`HF_HUB_OFFLINE`): the cache does not hold a complete snapshot for the request.
+   */
+  LEMON_STATUS_NOT_CACHED = 18,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -51,11 +51,13 @@ pub enum Status {
     Unauthorized = 16,
     /// The server answered something a Hub never answers (malformed JSON, unsafe path, missing header).
     InvalidResponse = 17,
+    /// Offline mode: the cache does not hold a complete snapshot for the request.
+    NotCached = 18,
 }
 
 impl Status {
     /// Every status, in numeric order.
-    pub const ALL: [Status; 18] = [
+    pub const ALL: [Status; 19] = [
         Status::Ok,
         Status::Cancelled,
         Status::InvalidArgument,
@@ -74,6 +76,7 @@ impl Status {
         Status::Internal,
         Status::Unauthorized,
         Status::InvalidResponse,
+        Status::NotCached,
     ];
 
     /// The status with this numeric value, if any.
@@ -102,6 +105,7 @@ impl Status {
             Status::Internal => "internal",
             Status::Unauthorized => "unauthorized",
             Status::InvalidResponse => "invalid_response",
+            Status::NotCached => "not_cached",
         }
     }
 
@@ -126,6 +130,7 @@ impl Status {
             Status::Internal => "internal error",
             Status::Unauthorized => "invalid credentials",
             Status::InvalidResponse => "invalid response from server",
+            Status::NotCached => "not in the cache (offline)",
         }
     }
 }
@@ -267,6 +272,13 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// Offline mode and the cache cannot answer the request.
+    NotCached {
+        /// Repository id.
+        repo: String,
+        /// What is missing.
+        message: String,
+    },
     /// A bug.
     Internal(String),
 }
@@ -292,6 +304,7 @@ impl Error {
             Error::VerificationFailed { .. } => Status::VerificationFailed,
             Error::Locked { .. } => Status::Locked,
             Error::Internal(_) => Status::Internal,
+            Error::NotCached { .. } => Status::NotCached,
         }
     }
 
@@ -468,6 +481,7 @@ impl fmt::Display for Error {
                 write!(f, "cannot lock {}: {message}", path.display())
             }
             Error::Internal(m) => write!(f, "internal error: {m}"),
+            Error::NotCached { repo, message } => write!(f, "offline: {repo}: {message}"),
         }
     }
 }

@@ -75,6 +75,8 @@ pub enum lemon_status {
     Unauthorized = 16,
     /// The server answered something a Hub never answers.
     InvalidResponse = 17,
+    /// Offline (`HF_HUB_OFFLINE`): the cache does not hold a complete snapshot for the request.
+    NotCached = 18,
 }
 
 impl From<Status> for lemon_status {
@@ -99,6 +101,7 @@ impl From<Status> for lemon_status {
             Status::Internal => lemon_status::Internal,
             Status::Unauthorized => lemon_status::Unauthorized,
             Status::InvalidResponse => lemon_status::InvalidResponse,
+            Status::NotCached => lemon_status::NotCached,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod ffi;
 pub(crate) mod http;
 pub mod hub;
 pub mod manifest;
+pub(crate) mod offline;
 pub mod options;
 pub mod progress;
 pub mod pull;

@@ -106,6 +106,8 @@ pub struct PullOptions {
     pub cancel_check: Option<CancelCheck>,
     /// Plan only: report where every byte would come from, write nothing.
     pub dry_run: bool,
+    /// Answer from the cache alone, without any network call (also `HF_HUB_OFFLINE=1`).
+    pub offline: bool,
 }
 
 impl std::fmt::Debug for PullOptions {
@@ -147,6 +149,7 @@ impl PullOptions {
             cancel: None,
             cancel_check: None,
             dry_run: false,
+            offline: false,
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::http::{Http, HttpConfig};
 use crate::hub::{self, Listing, RemoteFile};
 use crate::manifest::{Manifest, ManifestFile};
+use crate::offline;
 use crate::options::{Component, PullOptions, resolve_cache_dir, resolve_endpoint, resolve_token};
 use crate::progress::{Event, FileInfo, Observer, Reporter, Source, Totals};
 use crate::repo_path::{is_commit_sha, validate_repo_id, validate_revision};
@@ -104,6 +105,22 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
     let req = Request::from_options(opts)?;
     let cancel = Cancel::new(opts.cancel.clone(), opts.cancel_check.clone());
     let mut reporter = Reporter::new(observer, cancel.clone());
+    if opts.offline || offline::env_offline() {
+        let mut wanted = vec![offline::Wanted {
+            repo: &req.repo,
+            revision: &req.revision,
+            what: Ok(&req.selection),
+        }];
+        for c in &req.components {
+            let revision = c.revision.as_deref().unwrap_or("main");
+            wanted.push(offline::Wanted {
+                repo: &c.repo,
+                revision,
+                what: Err(&c.path),
+            });
+        }
+        return offline::pull(&req.cache_root, &wanted, &mut reporter, &cancel);
+    }
     let http = Http::new(
         &HttpConfig {
             endpoint: req.endpoint.clone(),

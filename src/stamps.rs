@@ -57,6 +57,12 @@ impl Stamps {
         meta.is_file() && *stamp == make_stamp(&meta, id)
     }
 
+    /// The id recorded for `rel`, whether or not the file still matches it.
+    pub fn recorded_id(&self, rel: &str) -> Option<ContentId> {
+        let stamp = self.entries.get(rel)?;
+        ContentId::from_parts(&stamp.algorithm, &stamp.id)
+    }
+
     /// The id `file` verified as, if its stamp still matches what `stat` says.
     pub fn verified_id(&self, rel: &str, file: &Path) -> Option<ContentId> {
         let stamp = self.entries.get(rel)?;

@@ -21,6 +21,7 @@ OPTIONS:
     --exclude <GLOB>      Skip files matching GLOB (repeatable)
     --with <REPO:PATH>    Also pull this exact file from another repository (repeatable)
     --dry-run             Print where every file's bytes would come from; write nothing
+    --offline             Use the cache only, no network (also HF_HUB_OFFLINE=1)
     --json                Newline-delimited JSON events on stdout; last line is the result
     --quiet               No progress output (errors are still printed)
     -h, --help            Print this help
@@ -42,6 +43,7 @@ pub struct Args {
     pub exclude: Vec<String>,
     pub with: Vec<String>,
     pub dry_run: bool,
+    pub offline: bool,
     pub json: bool,
     pub quiet: bool,
 }
@@ -95,11 +97,17 @@ pub fn parse(mut argv: impl Iterator<Item = std::ffi::OsString>) -> Result<Comma
             "--exclude" => args.exclude.push(value("GLOB")?),
             "--with" => args.with.push(value("REPO:PATH")?),
             "--dry-run" => args.dry_run = true,
+            "--offline" => args.offline = true,
             "--json" => args.json = true,
             "--quiet" | "-q" => args.quiet = true,
             _ => return Err(format!("unknown option {name}")),
         }
-        if inline.is_some() && matches!(name.as_str(), "--dry-run" | "--json" | "--quiet") {
+        if inline.is_some()
+            && matches!(
+                name.as_str(),
+                "--dry-run" | "--offline" | "--json" | "--quiet"
+            )
+        {
             return Err(format!("{name} takes no value"));
         }
     }

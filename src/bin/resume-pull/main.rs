@@ -69,6 +69,7 @@ fn run(a: Args) -> ExitCode {
     opts.include = a.include;
     opts.exclude = a.exclude;
     opts.dry_run = a.dry_run;
+    opts.offline = a.offline;
     opts.cancel = Some(token);
 
     let mut renderer = Renderer::new(mode);
