@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::hub::RemoteFile;
 use crate::manifest::Manifest;
 use crate::stamps::Stamps;
-use crate::verify::ContentId;
+use crate::verify::{ContentId, is_hex};
 
 /// Deepest folder nesting followed inside a snapshot (repo paths are short; this bounds hostile trees).
 const MAX_DEPTH: usize = 32;
@@ -158,7 +158,113 @@ pub(crate) fn scan(cache: &RepoCache, target: &str, ids: &IdIndex) -> Scan {
             });
         }
     }
+    scan_blobs(cache, &mut scan);
     scan
+}
+
+/// Name of the pseudo-folder reported for copies found in `blobs/`.
+pub(crate) const BLOBS: &str = "blobs";
+
+/// Adds what other tools left in the repo's `blobs/` (huggingface_hub, hf-hub, llama.cpp): complete
+/// blobs named by their content id (read only: linked or copied, never moved or deleted; a blob
+/// that is a symlink into a shared store is followed), and their partials, adopted only when no
+/// live process can be writing them (lock free and untouched for a while).
+fn scan_blobs(cache: &RepoCache, scan: &mut Scan) {
+    let blobs = cache.dir().join(BLOBS);
+    let Ok(rd) = fs::read_dir(&blobs) else { return };
+    for entry in rd.flatten() {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let (hex, partial) = blob_name(&name);
+        let Some(id) = id_of_hex(hex) else { continue };
+        // Follow a symlinked blob (the cache-wide shared store) to the real file.
+        let Ok(path) = fs::canonicalize(entry.path()) else {
+            continue;
+        };
+        let Ok(meta) = fs::metadata(&path) else {
+            continue;
+        };
+        if !meta.is_file() || (partial && !partial_is_abandoned(cache, hex, &meta)) {
+            continue;
+        }
+        scan.candidates.push(Candidate {
+            snapshot: BLOBS.to_string(),
+            rel: String::new(),
+            path,
+            partial,
+            len: meta.len(),
+            id: Some(id),
+            verified: false,
+            committed: !partial,
+            in_target: false,
+        });
+    }
+}
+
+/// `<hex>` (complete) or one of the partial names other tools use, as (hex, is_partial).
+fn blob_name(name: &str) -> (&str, bool) {
+    let stem = name
+        .strip_suffix(".incomplete")
+        .or_else(|| name.strip_suffix(".sync.part"))
+        .or_else(|| name.strip_suffix(".part"))
+        .or_else(|| name.strip_suffix(".downloadInProgress"));
+    match stem {
+        // huggingface_hub >= 1.18 puts a process-unique `.<8 hex>` before `.incomplete`.
+        Some(stem) => match stem.rsplit_once('.') {
+            Some((hex, nonce)) if is_hex(nonce, 8) => (hex, true),
+            _ => (stem, true),
+        },
+        None => (name, false),
+    }
+}
+
+fn id_of_hex(hex: &str) -> Option<ContentId> {
+    if is_hex(hex, 64) {
+        ContentId::from_parts("sha256", hex)
+    } else if is_hex(hex, 40) {
+        ContentId::from_parts("git-sha1", hex)
+    } else {
+        None
+    }
+}
+
+/// How long another tool's partial must sit untouched before it counts as abandoned.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Another tool's partial may be adopted only if nothing can still be writing it: its lock files
+/// (huggingface_hub's `.locks/<repo>/<etag>.lock`, hf-hub's and llama.cpp's `blobs/<etag>.lock`)
+/// can be taken, and it has not been written to for [`ABANDONED_AFTER`].
+fn partial_is_abandoned(cache: &RepoCache, hex: &str, meta: &fs::Metadata) -> bool {
+    let quiet = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age >= ABANDONED_AFTER);
+    let repo_folder = cache
+        .dir()
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    let python_lock = cache.dir().parent().map(|root| {
+        root.join(".locks")
+            .join(&repo_folder)
+            .join(format!("{hex}.lock"))
+    });
+    let blob_lock = Some(cache.dir().join(BLOBS).join(format!("{hex}.lock")));
+    quiet
+        && [python_lock, blob_lock]
+            .iter()
+            .flatten()
+            .all(|p| lock_is_free(p))
+}
+
+/// True when `path` does not exist or its lock can be taken right now (it is released at once).
+fn lock_is_free(path: &Path) -> bool {
+    match fs::OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f.try_lock().is_ok(),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
 }
 
 /// Collects `(repo path, disk path, is_partial)` for every regular file below `dir`.
