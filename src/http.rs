@@ -85,9 +85,20 @@ impl Response {
         self.inner.headers().get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// The body as a string, at most `limit` bytes (longer = [`Error::InvalidResponse`]).
+    /// The body as a string, at most `limit` bytes (longer = [`Error::InvalidResponse`]). A body
+    /// whose `Content-Length` announces more than `limit` is refused before a byte of it is read.
     pub(crate) fn text(&mut self, limit: u64) -> Result<String> {
         let url = self.url.clone();
+        if let Some(len) = self
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            && len > limit
+        {
+            return Err(Error::InvalidResponse {
+                url: redact(&url),
+                message: format!("body of {len} bytes exceeds the limit of {limit} bytes"),
+            });
+        }
         self.inner
             .body_mut()
             .with_config()
@@ -179,30 +190,8 @@ impl Http {
                     inner: resp,
                 });
             }
-            let location = resp
-                .headers()
-                .get("location")
-                .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| Error::InvalidResponse {
-                    url: redact(&current),
-                    message: format!("HTTP {status} redirect without a Location header"),
-                })?;
-            let next =
-                resolve_location(&current, location).ok_or_else(|| Error::InvalidResponse {
-                    url: redact(&current),
-                    message: format!("redirect to unsupported location {location:?}"),
-                })?;
-            let next_origin = Origin::of(&next).ok_or_else(|| Error::InvalidResponse {
-                url: redact(&current),
-                message: format!("redirect to unsupported location {location:?}"),
-            })?;
-            if origin.scheme == "https" && next_origin.scheme != "https" {
-                return Err(Error::InvalidResponse {
-                    url: redact(&current),
-                    message: format!("refusing redirect from https to {}", redact(&next)),
-                });
-            }
-            current = next;
+            let location = resp.headers().get("location").and_then(|v| v.to_str().ok());
+            current = next_hop(&current, status, location)?;
         }
         Err(Error::InvalidResponse {
             url: redact(url),
@@ -221,6 +210,30 @@ impl Http {
             last_status: None,
         }
     }
+}
+
+/// Where a redirect answer of `current` leads, under the Hub's rules: a `Location` is required; it
+/// must resolve to an http(s) URL; and https is never downgraded to http. (Plain http is thus only
+/// ever followed from plain http, i.e. when the endpoint itself is http.)
+pub(crate) fn next_hop(current: &str, status: u16, location: Option<&str>) -> Result<String> {
+    let refuse = |message: String| Error::InvalidResponse {
+        url: redact(current),
+        message,
+    };
+    let location = location
+        .ok_or_else(|| refuse(format!("HTTP {status} redirect without a Location header")))?;
+    let from = Origin::of(current).ok_or_else(|| refuse("not an http(s) URL".into()))?;
+    let shown = redact(location);
+    let unsupported = || refuse(format!("redirect to unsupported location {shown:?}"));
+    let next = resolve_location(current, location).ok_or_else(unsupported)?;
+    let to = Origin::of(&next).ok_or_else(unsupported)?;
+    if from.scheme == "https" && to.scheme != "https" {
+        return Err(refuse(format!(
+            "refusing redirect from https to {}",
+            redact(&next)
+        )));
+    }
+    Ok(next)
 }
 
 /// Maps an error raised while reading a body: cancellation wins, ENOSPC cannot happen here, and
@@ -263,18 +276,17 @@ pub(crate) fn normalize_etag(raw: &str) -> String {
 /// Resolves a `Location` header against the URL that sent it. `None` for non-http(s) schemes.
 pub(crate) fn resolve_location(base: &str, location: &str) -> Option<String> {
     let location = location.trim();
-    if let Some((scheme, _)) = location.split_once("://")
-        && !scheme.contains('/')
-    {
-        let s = scheme.to_ascii_lowercase();
-        return (s == "http" || s == "https").then(|| location.to_string());
+    // Fragments are never sent; whitespace or control characters make no valid URL.
+    let location = location.split('#').next().unwrap_or("");
+    if location.is_empty() || location.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return None;
     }
-    if location.contains(':') && !location.starts_with('/') && !location.starts_with('?') {
-        // `file:...`, `javascript:...` and the like: a scheme without `//`.
-        let before_slash = location.split('/').next().unwrap_or("");
-        if before_slash.contains(':') {
-            return None;
-        }
+    if let Some(scheme) = scheme_of(location) {
+        // An absolute URL: only http(s), and only with an authority (`http:foo` is not one).
+        let s = scheme.to_ascii_lowercase();
+        let rest = &location[scheme.len() + 1..];
+        return ((s == "http" || s == "https") && rest.starts_with("//") && rest.len() > 2)
+            .then(|| location.to_string());
     }
     let uri: ureq::http::Uri = base.parse().ok()?;
     let scheme = uri.scheme_str()?;
@@ -291,6 +303,17 @@ pub(crate) fn resolve_location(base: &str, location: &str) -> Option<String> {
     }
     let dir = &path[..path.rfind('/').map(|i| i + 1).unwrap_or(0)];
     Some(format!("{scheme}://{authority}{dir}{location}"))
+}
+
+/// The scheme of an absolute URL (RFC 3986: `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":"`
+/// before any `/`, `?` or `#`); `None` for a relative reference.
+fn scheme_of(url: &str) -> Option<&str> {
+    let (scheme, _) = url.split_once(':')?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+    .then_some(scheme)
 }
 
 /// A URL without its query string, which may hold signatures; safe for messages and logs.
@@ -421,6 +444,84 @@ mod tests {
     }
 
     #[test]
+    fn relative_references_and_broken_locations() {
+        let base = "https://hub.example/org/m/resolve/abc/dir/f.bin";
+        // A scheme-looking word after a `/`, `?` or in a query is still a relative reference.
+        assert_eq!(
+            resolve_location(base, "g.bin?u=http://x").as_deref(),
+            Some("https://hub.example/org/m/resolve/abc/dir/g.bin?u=http://x")
+        );
+        assert_eq!(
+            resolve_location(base, "?etag=%22a%22").as_deref(),
+            Some("https://hub.example/org/m/resolve/abc/dir/f.bin?etag=%22a%22")
+        );
+        assert_eq!(
+            resolve_location(base, "/x#frag").as_deref(),
+            Some("https://hub.example/x")
+        );
+        for broken in [
+            "",
+            "   ",
+            "http://",
+            "http:/no-authority",
+            "https:relative",
+            "/with space",
+            "/tab\there",
+            "/nl\nhere",
+            "FILE:///etc/passwd",
+            "data:text/plain,x",
+            "g.bin:x",
+        ] {
+            assert_eq!(resolve_location(base, broken), None, "{broken:?}");
+        }
+    }
+
+    #[test]
+    fn redirects_never_downgrade_https_to_http() {
+        let hop = |from: &str, to: &str| next_hop(from, 302, Some(to));
+        // Refused whatever the host, port or letter case of the target.
+        for to in [
+            "http://hub.example/x",
+            "HTTP://cdn.example/x",
+            "http://cdn.example:443/x",
+            "http://127.0.0.1:8080/x",
+        ] {
+            let err = hop("https://hub.example/a", to).expect_err(to);
+            assert_eq!(err.status(), crate::error::Status::InvalidResponse);
+            assert!(
+                err.to_string().contains("refusing redirect from https"),
+                "{err}"
+            );
+        }
+        // Within https: relative, protocol-relative, another host: allowed, and still https.
+        assert_eq!(
+            hop("https://hub.example/a/b", "/c").expect("relative"),
+            "https://hub.example/c"
+        );
+        assert_eq!(
+            hop("https://hub.example/a", "//cdn.example/x").expect("protocol-relative"),
+            "https://cdn.example/x"
+        );
+        assert_eq!(
+            hop("https://hub.example/a", "https://cdn.example/x?s=1").expect("cdn"),
+            "https://cdn.example/x?s=1"
+        );
+        // From a plain-http endpoint both schemes are fine...
+        assert!(hop("http://127.0.0.1:1/r", "http://localhost:1/s").is_ok());
+        let first = hop("http://127.0.0.1:1/r", "https://cdn.example/s").expect("upgrade");
+        // ...but once a chain reached https it never goes back.
+        let err = hop(&first, "http://cdn.example/t").expect_err("downgrade mid-chain");
+        assert!(
+            err.to_string().contains("refusing redirect from https"),
+            "{err}"
+        );
+        // A redirect without a Location, or to a non-http scheme.
+        assert!(next_hop("https://hub.example/a", 302, None).is_err());
+        assert!(hop("https://hub.example/a", "ftp://hub.example/x").is_err());
+        assert!(hop("https://hub.example/a", "file:///etc/passwd").is_err());
+    }
+
+    #[test]
     fn etags_and_redaction() {
         assert_eq!(normalize_etag("W/\"abc\""), "abc");
         assert_eq!(normalize_etag("\"abc\""), "abc");
@@ -428,5 +529,44 @@ mod tests {
             redact("http://h/cdn/x?X-Amz-Signature=s"),
             "http://h/cdn/x?…"
         );
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn location() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[a-zA-Z+.-]{0,8}:[/]{0,3}[a-z0-9.:@/?#%-]{0,30}",
+            "(https?|HTTPS?|file|ftp|data|javascript)://[a-z0-9.:@-]{0,20}(/[a-z0-9?#%=&-]{0,20})?",
+            "[/?#.]{0,3}[a-z0-9/?#=&%:.-]{0,30}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever a server puts in `Location`, the next hop is an http(s) URL or a typed
+        /// error, never a panic, and never a step down from https.
+        #[test]
+        fn redirect_targets_are_http_and_never_downgrade(
+            https in any::<bool>(),
+            loc in location(),
+        ) {
+            let base = if https {
+                "https://hub.example/org/m/resolve/abc/f.bin"
+            } else {
+                "http://127.0.0.1:8080/org/m/resolve/abc/f.bin"
+            };
+            if let Ok(next) = next_hop(base, 302, Some(&loc)) {
+                let origin = Origin::of(&next);
+                prop_assert!(origin.is_some(), "{next}");
+                let origin = origin.expect("checked");
+                prop_assert!(origin.scheme == "https" || (!https && origin.scheme == "http"));
+            }
+        }
     }
 }

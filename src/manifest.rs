@@ -203,3 +203,100 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const VALID: &[u8] = br#"{"repo_id":"o/n","registry_source":"huggingface","commit_hash":"0123456789abcdef0123456789abcdef01234567","download_path":"/c/models--o--n/snapshots/0123456789abcdef0123456789abcdef01234567","files_count":2,"files":[{"name":"m.gguf","url":"https://huggingface.co/o/n/resolve/0123456789abcdef0123456789abcdef01234567/m.gguf","size":5,"download_path":"/c/models--o--n/snapshots/0123456789abcdef0123456789abcdef01234567","hash":{"algorithm":"sha256","value":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}},{"name":"config.json","url":"u","size":0,"sha256":"bbbb"}],"lemon_pull":{"version":"0.1.0"}}"#;
+
+    /// One edit of a byte string.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Flip(usize, u8),
+        Delete(usize),
+        Insert(usize, u8),
+        Truncate(usize),
+        Splice(usize, String),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        let at = any::<usize>();
+        prop_oneof![
+            (at, any::<u8>()).prop_map(|(i, b)| Edit::Flip(i, b)),
+            at.prop_map(Edit::Delete),
+            (at, any::<u8>()).prop_map(|(i, b)| Edit::Insert(i, b)),
+            at.prop_map(Edit::Truncate),
+            (
+                at,
+                prop_oneof![
+                    Just("-1".to_string()),
+                    Just("18446744073709551616".to_string()),
+                    Just("null".to_string()),
+                    Just("[]".to_string()),
+                    Just("{}".to_string()),
+                    Just("\"\\u0000\"".to_string()),
+                    Just("1e999".to_string()),
+                    "[\\[\\]{}\",:0-9a-z\\\\]{0,12}",
+                ]
+            )
+                .prop_map(|(i, s)| Edit::Splice(i, s)),
+        ]
+    }
+
+    fn apply(bytes: &mut Vec<u8>, e: &Edit) {
+        let at = |i: usize, len: usize| if len == 0 { 0 } else { i % len };
+        match e {
+            Edit::Flip(i, b) if !bytes.is_empty() => {
+                let i = at(*i, bytes.len());
+                bytes[i] ^= b | 1;
+            }
+            Edit::Delete(i) if !bytes.is_empty() => {
+                let i = at(*i, bytes.len());
+                bytes.remove(i);
+            }
+            Edit::Insert(i, b) => {
+                let i = at(*i, bytes.len() + 1);
+                bytes.insert(i, *b);
+            }
+            Edit::Truncate(i) => bytes.truncate(at(*i, bytes.len() + 1)),
+            Edit::Splice(i, s) => {
+                let i = at(*i, bytes.len() + 1);
+                bytes.splice(i..i, s.bytes());
+            }
+            _ => {}
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn parse_never_panics_on_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Manifest::parse(&bytes);
+        }
+
+        /// Mutations of a valid manifest never panic, and what parses has only named files.
+        #[test]
+        fn parse_never_panics_on_mutated_manifests(edits in proptest::collection::vec(edit(), 1..8)) {
+            let mut bytes = VALID.to_vec();
+            for e in &edits {
+                apply(&mut bytes, e);
+            }
+            if let Some(m) = Manifest::parse(&bytes) {
+                prop_assert!(m.files.iter().all(|f| !f.name.is_empty()));
+            }
+        }
+    }
+
+    #[test]
+    fn the_seed_manifest_parses() {
+        let m = Manifest::parse(VALID).expect("valid");
+        assert_eq!(m.files.len(), 2);
+        assert_eq!(
+            m.files[1].id, None,
+            "a short legacy sha256 is not a content id"
+        );
+    }
+}

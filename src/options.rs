@@ -21,7 +21,8 @@ pub struct RetryPolicy {
     pub max_retries: u32,
     /// First backoff delay; doubles each retry, with jitter.
     pub initial_delay: Duration,
-    /// Cap on one backoff delay (also caps a server's `Retry-After`).
+    /// Cap on one computed backoff delay. A server's `Retry-After` is honoured as given; only
+    /// `max_total_wait` bounds it.
     pub max_delay: Duration,
     /// Cap on the total time spent waiting between retries of one request (lemonade: about 10 min).
     pub max_total_wait: Duration,

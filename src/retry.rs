@@ -63,11 +63,14 @@ impl Backoff {
                 exp.mul_f64(frac)
             }
         };
-        if self.waited + delay > self.policy.max_total_wait {
+        // Saturating: a hostile `Retry-After: 18446744073709551615` must end the retries, not
+        // overflow the sum.
+        let waited = self.waited.saturating_add(delay);
+        if waited > self.policy.max_total_wait {
             return None;
         }
         self.attempt += 1;
-        self.waited += delay;
+        self.waited = waited;
         Some(delay)
     }
 
@@ -92,7 +95,7 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// Parses `Sun, 06 Nov 1994 08:49:37 GMT`.
+/// Parses `Sun, 06 Nov 1994 08:49:37 GMT` (IMF-fixdate: a four-digit year).
 fn parse_http_date(s: &str) -> Option<SystemTime> {
     let rest = s.split_once(", ")?.1;
     let parts: Vec<&str> = rest.split_whitespace().collect();
@@ -104,7 +107,11 @@ fn parse_http_date(s: &str) -> Option<SystemTime> {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     let month = MONTHS.iter().position(|m| *m == parts[1])? as u64 + 1;
-    let year: i64 = parts[2].parse().ok()?;
+    // Four digits, as IMF-fixdate requires; also keeps the day arithmetic far from overflow.
+    let year: i64 = parts[2]
+        .parse()
+        .ok()
+        .filter(|y| (1970..=9999).contains(y))?;
     let hms: Vec<u64> = parts[3]
         .split(':')
         .map(|p| p.parse().ok())
@@ -148,6 +155,15 @@ mod tests {
         assert_eq!(
             parse_retry_after("Sun, 06 Foo 1994 08:49:30 GMT", now),
             None
+        );
+        // Found by the property test: a huge year overflowed the day count.
+        assert_eq!(
+            parse_retry_after("Sun, 01 Jan 25252734927766555 00:00:00 GMT", now),
+            None
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 01 Jan 9999 00:00:00 GMT", now).map(|d| d.as_secs() > 0),
+            Some(true)
         );
     }
 
@@ -193,12 +209,116 @@ mod tests {
     }
 
     #[test]
+    fn absurd_retry_after_ends_the_retries_instead_of_overflowing() {
+        let mut b = Backoff::new(RetryPolicy::default());
+        assert_eq!(
+            b.next_delay(Some(Duration::from_secs(1))),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(b.next_delay(Some(Duration::from_secs(u64::MAX))), None);
+    }
+
+    #[test]
     fn retryable_statuses() {
         for s in [408, 429, 500, 502, 503, 504] {
             assert!(is_retryable_status(s));
         }
         for s in [200, 206, 301, 400, 401, 403, 404, 416] {
             assert!(!is_retryable_status(s));
+        }
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const DAYS: [&str; 8] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Xyz"];
+    const MONTHS: [&str; 13] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec", "Foo",
+    ];
+
+    fn field() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (0u64..100).prop_map(|n| format!("{n:02}")),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            "[0-9:+-]{0,8}",
+        ]
+    }
+
+    fn policy() -> impl Strategy<Value = RetryPolicy> {
+        (0u32..50, 0u64..5_000, 0u64..10_000, 0u64..100_000).prop_map(|(n, i, m, t)| RetryPolicy {
+            max_retries: n,
+            initial_delay: Duration::from_millis(i),
+            max_delay: Duration::from_millis(m),
+            max_total_wait: Duration::from_millis(t),
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn retry_after_never_panics_on_anything(s in any::<String>(), now in any::<u64>()) {
+            let now = UNIX_EPOCH.checked_add(Duration::from_secs(now % (1 << 40))).unwrap_or(UNIX_EPOCH);
+            let _ = parse_retry_after(&s, now);
+        }
+
+        /// HTTP-dates with every field out of range or absurd: `None` or a sane duration.
+        #[test]
+        fn retry_after_dates_never_panic(
+            wd in 0usize..8,
+            day in prop_oneof![3 => (1u64..=31).prop_map(|n| format!("{n:02}")), 1 => field()],
+            mon in 0usize..13,
+            year in prop_oneof![
+                2 => (1900i64..2200).prop_map(|y| y.to_string()),
+                2 => any::<i64>().prop_map(|y| y.to_string()),
+                1 => field(),
+            ],
+            h in prop_oneof![3 => (0u64..24).prop_map(|n| format!("{n:02}")), 1 => field()],
+            m in prop_oneof![3 => (0u64..60).prop_map(|n| format!("{n:02}")), 1 => field()],
+            sec in prop_oneof![3 => (0u64..61).prop_map(|n| format!("{n:02}")), 1 => field()],
+            now in 0u64..(1 << 36),
+        ) {
+            let v = format!("{}, {day} {} {year} {h}:{m}:{sec} GMT", DAYS[wd], MONTHS[mon]);
+            let now = UNIX_EPOCH + Duration::from_secs(now);
+            if let Some(d) = parse_retry_after(&v, now) {
+                // At most the distance to the end of year 9999.
+                prop_assert!(d.as_secs() < 253_402_300_800, "{v}: {d:?}");
+            }
+        }
+
+        #[test]
+        fn retry_after_seconds_are_taken_as_given(n in any::<u64>()) {
+            prop_assert_eq!(
+                parse_retry_after(&n.to_string(), UNIX_EPOCH),
+                Some(Duration::from_secs(n))
+            );
+        }
+
+        /// Whatever the policy and the server's `Retry-After`s, the schedule never panics, never
+        /// exceeds `max_retries`, and never waits more than `max_total_wait` in total.
+        #[test]
+        fn backoff_respects_the_budget(
+            p in policy(),
+            hints in proptest::collection::vec(proptest::option::of(any::<u64>()), 0..60),
+        ) {
+            let mut b = Backoff::new(p);
+            let mut total = Duration::ZERO;
+            let mut n = 0;
+            for hint in hints {
+                match b.next_delay(hint.map(Duration::from_secs)) {
+                    Some(d) => {
+                        total += d;
+                        n += 1;
+                    }
+                    None => break,
+                }
+            }
+            prop_assert!(n <= p.max_retries);
+            prop_assert!(total <= p.max_total_wait);
         }
     }
 }

@@ -262,7 +262,7 @@ fn download_rest(
         let before = part.len;
         let (error, retry_after, status) = match attempt(http, reporter, task, part, buf) {
             Ok(()) => continue,
-            Err(Failure::Fatal(e)) => return Err(e),
+            Err(Failure::Fatal(e)) => return Err(with_file(e, task.file.path, last_status)),
             Err(Failure::Retry {
                 error,
                 retry_after,
@@ -290,9 +290,16 @@ fn download_rest(
     Ok(())
 }
 
-/// Adds the file name and last HTTP status to the error that ended the retries.
+/// Adds the file name and last HTTP status to the error that ended the transfer: a URL alone (a
+/// signed CDN URL names a hash, not a file) does not tell the user which file failed.
 fn with_file(e: Error, path: &str, last_status: Option<u16>) -> Error {
     match e {
+        Error::InvalidResponse { url, message } if !message.contains(path) => {
+            Error::InvalidResponse {
+                url,
+                message: format!("{message} (file {path})"),
+            }
+        }
         Error::Network { url, message, .. } => Error::Network {
             url,
             file: Some(path.to_string()),
@@ -587,5 +594,59 @@ mod tests {
         assert_eq!(parse_content_range("items 0-1/2"), None);
         assert_eq!(parse_content_range("bytes -1-2/3"), None);
         assert_eq!(parse_content_range(""), None);
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn number() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<u64>().prop_map(|n| n.to_string()),
+            (0u64..100).prop_map(|n| n.to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            Just("18446744073709551616".to_string()),
+            Just("*".to_string()),
+            "[0-9+ -]{0,6}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn content_range_never_panics_on_anything(s in any::<String>()) {
+            let _ = parse_content_range(&s);
+        }
+
+        /// Structured near-misses: whatever is accepted is a real range inside the total.
+        #[test]
+        fn accepted_content_ranges_are_consistent(
+            unit in prop_oneof![Just("bytes "), Just("bytes  "), Just("items "), Just("bytes")],
+            a in number(),
+            b in number(),
+            n in number(),
+            sep in prop_oneof![Just("-"), Just("--"), Just("")],
+        ) {
+            let header = format!("{unit}{a}{sep}{b}/{n}");
+            match parse_content_range(&header) {
+                Some((a, b, Some(n))) => prop_assert!(a <= b && b < n, "{header}"),
+                Some((a, b, None)) => prop_assert!(a <= b, "{header}"),
+                None => {}
+            }
+        }
+
+        /// Every well-formed range round-trips.
+        #[test]
+        fn well_formed_content_ranges_parse(a in any::<u64>(), len in any::<u64>(), extra in any::<u64>()) {
+            let b = a.saturating_add(len % (1 << 40));
+            prop_assume!(b < u64::MAX);
+            let n = b.saturating_add(1).saturating_add(extra % (1 << 40));
+            let header = format!("bytes {a}-{b}/{n}");
+            prop_assert_eq!(parse_content_range(&header), Some((a, b, Some(n))));
+            prop_assert_eq!(parse_content_range(&format!("bytes {a}-{b}/*")), Some((a, b, None)));
+        }
     }
 }

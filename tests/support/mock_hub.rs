@@ -160,11 +160,14 @@ pub enum Target {
     AnyFile,
 }
 
-/// A queued misbehaviour. Each one is consumed by the first matching request it applies to.
+/// A queued misbehaviour. Each one is consumed by the first matching request it applies to; when
+/// several queued faults apply to one request, the one queued first wins (so `DropAfter` then
+/// `Status` on one target means: cut the first answer mid-body, then fail the retry).
 ///
-/// `Status` and `NoResponse` apply to any matching request. The others apply only to `GET`s that
-/// would send file content (`200`/`206`); `IgnoreRange` and `WrongContentRange` only when a
-/// satisfiable `Range` was sent. A fault that does not apply stays queued.
+/// `Status`, `NoResponse`, `Redirect` and `Json` apply to any matching request; `PaddedJson` to
+/// a `200` JSON answer of the API. The others apply only to `GET`s that would send file content
+/// (`200`/`206`); `IgnoreRange` and `WrongContentRange` only when a satisfiable `Range` was sent.
+/// A fault that does not apply stays queued.
 #[derive(Clone, Debug)]
 pub enum Fault {
     /// Answer with this status instead (JSON error on the Hub, XML on the CDN). `429` also gets
@@ -183,6 +186,24 @@ pub enum Fault {
     StallAfter { bytes: u64, stall: Duration },
     /// Read the request, send nothing for this long, then close.
     NoResponse(Duration),
+    /// Answer with a redirect (`status`, e.g. `302`) to `location`, verbatim: a loop back to the
+    /// same URL, another scheme (`file:///etc/passwd`, `ftp://…`), another host or port. Carries
+    /// no Hub headers. Applies to any matching request.
+    Redirect { status: u16, location: String },
+    /// Answer `200` with this body as `application/json` instead of the real answer (malformed
+    /// JSON, hostile listings). Meant for `Api` and `Tree`; applies to any matching request.
+    Json(String),
+    /// Send the real JSON answer of an `Api`/`Tree` request preceded by this many bytes of JSON
+    /// whitespace (still a valid document), streamed so the mock never holds it, with the true
+    /// `Content-Length`. Applies only to a `200` JSON answer. See [`MockHub::padding_bytes_served`].
+    PaddedJson(u64),
+    /// File content: announce and send only this many body bytes, ending the body cleanly (the
+    /// connection stays open). A `206` keeps its full `Content-Range`, so the body is shorter
+    /// than the range it claims; a `200` announces fewer bytes than the file has.
+    ShortBody(u64),
+    /// File content: send this many junk bytes (`0xAA`) after the real body, counted in
+    /// `Content-Length` (a `206` keeps its `Content-Range`). Not counted as file bytes served.
+    LongBody(u64),
 }
 
 /// Called by `POST /admin/commit?repo=R&branch=B`; returns the files of the new commit.
@@ -422,6 +443,65 @@ impl MockHub {
         self.shared.lock().knobs.resolve_cache_redirect = on;
     }
 
+    /// Makes the metadata lie about a file's size: the listing (siblings and `/tree`, `size` and
+    /// `lfs.size`) and the LFS redirect's `X-Linked-Size` say `size + delta`, while the bytes, their
+    /// `Content-Length` and `Content-Range` stay true, like a stale metadata cache in front of a
+    /// CDN. `delta = 0` removes the lie.
+    pub fn set_size_lie(&self, repo: &str, path: &str, delta: i64) {
+        let key = (repo.to_owned(), path.to_owned());
+        let mut st = self.shared.lock();
+        if delta == 0 {
+            st.knobs.listed_size.remove(&key);
+            st.knobs.linked_size.remove(&key);
+        } else {
+            st.knobs
+                .listed_size
+                .insert(key.clone(), SizeLie::Delta(delta));
+            st.knobs.linked_size.insert(key, SizeLie::Delta(delta));
+        }
+    }
+
+    /// The listing reports this JSON token as the file's size (`"-1"`, `"9223372036854775808"`,
+    /// `"1e3"`, `"\"12\""`), verbatim, in siblings and `/tree`. `None`: the truth.
+    pub fn set_listed_size_raw(&self, repo: &str, path: &str, raw: Option<&str>) {
+        let key = (repo.to_owned(), path.to_owned());
+        set_lie(&mut self.shared.lock().knobs.listed_size, key, raw);
+    }
+
+    /// The LFS redirect's `X-Linked-Size` carries this value verbatim. `None`: the truth.
+    pub fn set_linked_size_raw(&self, repo: &str, path: &str, raw: Option<&str>) {
+        let key = (repo.to_owned(), path.to_owned());
+        set_lie(&mut self.shared.lock().knobs.linked_size, key, raw);
+    }
+
+    /// Strips this header (any case) from every answer of the Hub host (not the CDN), e.g.
+    /// `X-Repo-Commit` to play a server that is not a Hub, or `X-Linked-Size`.
+    pub fn omit_header(&self, name: &str) {
+        self.shared
+            .lock()
+            .knobs
+            .omit_headers
+            .insert(name.to_ascii_lowercase());
+    }
+
+    /// Signed CDN URLs minted from now on point at `base` (`http://127.0.0.1:1`, a closed port:
+    /// the CDN is down while the Hub answers). `None`: this mock's own `http://localhost:PORT`.
+    pub fn set_cdn_base(&self, base: Option<&str>) {
+        self.shared.lock().knobs.cdn_base = base.map(|b| b.trim_end_matches('/').to_owned());
+    }
+
+    /// Every `/tree` page (the last one too) carries `Link: <next>; rel="next"`, verbatim: a
+    /// pagination loop (the first page's own URL) or a page on another host. `None`: real paging.
+    pub fn set_tree_next_link(&self, next: Option<&str>) {
+        self.shared.lock().knobs.tree_next = next.map(str::to_owned);
+    }
+
+    /// Bytes of [`Fault::PaddedJson`] padding actually written to sockets: how much of a huge
+    /// answer the client read (plus what the kernel buffered) before it hung up.
+    pub fn padding_bytes_served(&self) -> u64 {
+        self.shared.padding_served.load(Ordering::SeqCst)
+    }
+
     /// File-content body bytes sent so far (resolve and CDN, all files).
     pub fn bytes_served_total(&self) -> u64 {
         self.shared.total_served.load(Ordering::SeqCst)
@@ -461,6 +541,17 @@ impl MockHub {
         hook: impl Fn(&str, &str) -> Result<Vec<MockFile>, String> + Send + Sync + 'static,
     ) {
         self.shared.lock().admin_commit = Some(Arc::new(hook));
+    }
+}
+
+fn set_lie(map: &mut HashMap<(String, String), SizeLie>, key: (String, String), raw: Option<&str>) {
+    match raw {
+        Some(raw) => {
+            map.insert(key, SizeLie::Raw(raw.to_owned()));
+        }
+        None => {
+            map.remove(&key);
+        }
     }
 }
 
@@ -543,6 +634,34 @@ struct Knobs {
     listing_sizes: bool,
     cdn_ttl: Option<Duration>,
     resolve_cache_redirect: bool,
+    /// (repo, path) → what the listing (`?blobs=true` siblings and `/tree`) says the size is.
+    listed_size: HashMap<(String, String), SizeLie>,
+    /// (repo, path) → what `X-Linked-Size` says.
+    linked_size: HashMap<(String, String), SizeLie>,
+    /// Lowercase names of headers stripped from every Hub-host answer.
+    omit_headers: BTreeSet<String>,
+    /// `scheme://host:port` of signed CDN URLs; `None`: this mock's `http://localhost:PORT`.
+    cdn_base: Option<String>,
+    /// Every `/tree` page's `rel="next"` target, verbatim (a loop, another host).
+    tree_next: Option<String>,
+}
+
+/// A size the metadata reports instead of the truth.
+#[derive(Clone, Debug)]
+enum SizeLie {
+    /// The true size plus this (may go negative or past `u64::MAX`: rendered as such).
+    Delta(i64),
+    /// This JSON number token / header value, verbatim.
+    Raw(String),
+}
+
+impl SizeLie {
+    fn render(&self, size: u64) -> String {
+        match self {
+            SizeLie::Delta(d) => (i128::from(size) + i128::from(*d)).to_string(),
+            SizeLie::Raw(raw) => raw.clone(),
+        }
+    }
 }
 
 /// Identifies a disk file's content well enough to reuse its digests across commits.
@@ -607,6 +726,7 @@ struct Shared {
     state: Mutex<State>,
     stop: AtomicBool,
     total_served: AtomicU64,
+    padding_served: AtomicU64,
     next_seq: AtomicU64,
     conns: Mutex<HashMap<u64, TcpStream>>,
 }
@@ -619,6 +739,11 @@ impl Shared {
             listing_sizes: true,
             cdn_ttl: None,
             resolve_cache_redirect: false,
+            listed_size: HashMap::new(),
+            linked_size: HashMap::new(),
+            omit_headers: BTreeSet::new(),
+            cdn_base: None,
+            tree_next: None,
         };
         let state = State {
             repos: HashMap::new(),
@@ -639,6 +764,7 @@ impl Shared {
             state: Mutex::new(state),
             stop: AtomicBool::new(false),
             total_served: AtomicU64::new(0),
+            padding_served: AtomicU64::new(0),
             next_seq: AtomicU64::new(1),
             conns: Mutex::new(HashMap::new()),
         }
@@ -1174,6 +1300,11 @@ struct Response {
 enum Body {
     Bytes(Vec<u8>),
     Content(ContentSlice),
+    /// `pad` bytes of JSON whitespace, then `body`; streamed (`Fault::PaddedJson`).
+    Padded {
+        pad: u64,
+        body: Vec<u8>,
+    },
 }
 
 /// A byte range of file content, counted into `counter` (and the total) as it is sent.
@@ -1183,6 +1314,8 @@ struct ContentSlice {
     len: u64,
     total: u64,
     counter: Arc<AtomicU64>,
+    /// Junk bytes sent after the slice (`Fault::LongBody`), not counted as file bytes.
+    junk: u64,
 }
 
 impl Response {
@@ -1203,7 +1336,8 @@ impl Response {
     fn body_len(&self) -> u64 {
         match &self.body {
             Body::Bytes(bytes) => bytes.len() as u64,
-            Body::Content(slice) => slice.len,
+            Body::Content(slice) => slice.len + slice.junk,
+            Body::Padded { pad, body } => pad + body.len() as u64,
         }
     }
 }
@@ -1254,6 +1388,16 @@ fn deliver(shared: &Shared, out: &mut TcpStream, resp: Response, d: &Delivery) -
                 let send = d.cut.map_or(slice.len, |cut| cut.after().min(slice.len));
                 let rate = shared.lock().knobs.rate_limit;
                 stream_content(out, &slice, send, rate, &shared.total_served)?;
+                if d.cut.is_none() {
+                    stream_filler(out, slice.junk, 0xAA, None)?;
+                }
+            }
+        }
+        Body::Padded { pad, body } => {
+            out.write_all(head.as_bytes())?;
+            if !d.head_only {
+                stream_filler(out, pad, b' ', Some(&shared.padding_served))?;
+                out.write_all(&body)?;
             }
         }
     }
@@ -1334,6 +1478,32 @@ fn stream_content(
                 pacer.sent(n);
                 left -= n as u64;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `n` copies of `byte`, counting every byte the socket accepted into `counter`.
+fn stream_filler(
+    out: &mut TcpStream,
+    n: u64,
+    byte: u8,
+    counter: Option<&AtomicU64>,
+) -> io::Result<()> {
+    let chunk = vec![byte; CHUNK];
+    let mut left = n;
+    while left > 0 {
+        let piece = &chunk[..to_usize(left.min(CHUNK as u64))?];
+        match out.write(piece) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => {
+                if let Some(counter) = counter {
+                    counter.fetch_add(written as u64, Ordering::SeqCst);
+                }
+                left -= written as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(())
@@ -1465,6 +1635,12 @@ fn handle(shared: &Shared, out: &mut TcpStream, req: &Request) -> bool {
         Outcome::Reply(mut resp, cut) => {
             if host == HostKind::Hub {
                 resp.headers.push(("X-Request-Id", request_id(seq, req)));
+                let st = shared.lock();
+                let omit = &st.knobs.omit_headers;
+                if !omit.is_empty() {
+                    resp.headers
+                        .retain(|(name, _)| !omit.contains(&name.to_ascii_lowercase()));
+                }
             }
             let close = !keep_alive && cut.is_none();
             let delivery = Delivery {
@@ -1563,20 +1739,9 @@ fn respond(shared: &Shared, req: &Request, host: HostKind) -> Outcome {
         Err(resp) => return Outcome::Reply(resp, None),
     };
     let is_get = req.method == "GET";
-    let early = shared.take_fault(|t, f| {
-        if route.matches(t, is_get) {
-            early_fault(f)
-        } else {
-            None
-        }
-    });
-    match early {
-        Some(Early::Silent(wait)) => return Outcome::Silent(wait),
-        Some(Early::Status(code, retry_after)) => {
-            return Outcome::Reply(status_fault(&route, code, retry_after.as_deref()), None);
-        }
-        None => {}
-    }
+    // The real answer is computed first (minting a signed URL is its only side effect) so that
+    // the queue can be searched in order: the first queued fault that applies wins, whether it
+    // replaces the answer (`Status`, `NoResponse`, ...) or alters its body (`DropAfter`, ...).
     let resp = {
         let mut st = shared.lock();
         let answer = match &route.endpoint {
@@ -1596,57 +1761,126 @@ fn respond(shared: &Shared, req: &Request, host: HostKind) -> Outcome {
             Ok(resp) | Err(resp) => resp,
         }
     };
-    if is_get {
-        with_body_fault(shared, &route, resp)
-    } else {
-        Outcome::Reply(resp, None)
+    let picked = shared.take_fault(|t, f| {
+        if !route.matches(t, is_get) {
+            return None;
+        }
+        if let Some(early) = early_fault(f) {
+            return Some(Picked::Early(early));
+        }
+        if !is_get {
+            return None;
+        }
+        body_fault(f, &resp).map(Picked::Body)
+    });
+    match picked {
+        None => Outcome::Reply(resp, None),
+        Some(Picked::Early(Early::Silent(wait))) => Outcome::Silent(wait),
+        Some(Picked::Early(Early::Status(code, retry_after))) => {
+            Outcome::Reply(status_fault(&route, code, retry_after.as_deref()), None)
+        }
+        Some(Picked::Early(Early::Redirect(status, location))) => {
+            Outcome::Reply(redirect(status, &location), None)
+        }
+        Some(Picked::Early(Early::Json(body))) => {
+            let resp = Response::new(200, "application/json; charset=utf-8", body);
+            Outcome::Reply(resp, None)
+        }
+        Some(Picked::Body(fault)) => apply_body_fault(resp, fault),
     }
 }
 
+enum Picked {
+    Early(Early),
+    Body(BodyFault),
+}
+
+/// Faults that replace the answer; they apply to any matching request.
 enum Early {
     Status(u16, Option<String>),
     Silent(Duration),
+    Redirect(u16, String),
+    Json(String),
 }
 
 fn early_fault(fault: &Fault) -> Option<Early> {
     match fault {
         Fault::Status { code, retry_after } => Some(Early::Status(*code, retry_after.clone())),
         Fault::NoResponse(wait) => Some(Early::Silent(*wait)),
+        Fault::Redirect { status, location } => Some(Early::Redirect(*status, location.clone())),
+        Fault::Json(body) => Some(Early::Json(body.clone())),
         _ => None,
     }
 }
 
+/// Faults that alter a body; each applies only to some answers of a `GET`.
 enum BodyFault {
     Cut(Cut),
     IgnoreRange,
     WrongContentRange,
+    Short(u64),
+    Long(u64),
+    Pad(u64),
 }
 
-fn with_body_fault(shared: &Shared, route: &Route, resp: Response) -> Outcome {
-    let Body::Content(slice) = &resp.body else {
-        return Outcome::Reply(resp, None);
-    };
-    let partial = resp.status == 206;
-    let total = slice.total;
-    let fault = shared.take_fault(|t, f| {
-        if !route.matches(t, true) {
-            return None;
+/// Whether `fault` applies to this answer, and how.
+fn body_fault(fault: &Fault, resp: &Response) -> Option<BodyFault> {
+    match &resp.body {
+        Body::Content(slice) => {
+            let partial = resp.status == 206;
+            match fault {
+                Fault::DropAfter(bytes) => Some(BodyFault::Cut(Cut::Drop(*bytes))),
+                Fault::StallAfter { bytes, stall } => {
+                    Some(BodyFault::Cut(Cut::Stall(*bytes, *stall)))
+                }
+                Fault::IgnoreRange if partial => Some(BodyFault::IgnoreRange),
+                // A one-byte file has no other start to announce.
+                Fault::WrongContentRange if partial && slice.total >= 2 => {
+                    Some(BodyFault::WrongContentRange)
+                }
+                Fault::ShortBody(bytes) => Some(BodyFault::Short(*bytes)),
+                Fault::LongBody(bytes) => Some(BodyFault::Long(*bytes)),
+                _ => None,
+            }
         }
-        match f {
-            Fault::DropAfter(bytes) => Some(BodyFault::Cut(Cut::Drop(*bytes))),
-            Fault::StallAfter { bytes, stall } => Some(BodyFault::Cut(Cut::Stall(*bytes, *stall))),
-            Fault::IgnoreRange if partial => Some(BodyFault::IgnoreRange),
-            // A one-byte file has no other start to announce.
-            Fault::WrongContentRange if partial && total >= 2 => Some(BodyFault::WrongContentRange),
-            _ => None,
+        Body::Bytes(_) => {
+            let is_json = resp.status == 200
+                && resp
+                    .headers
+                    .iter()
+                    .any(|(n, v)| *n == "Content-Type" && v.starts_with("application/json"));
+            match fault {
+                Fault::PaddedJson(pad) if is_json => Some(BodyFault::Pad(*pad)),
+                _ => None,
+            }
         }
-    });
-    match fault {
-        None => Outcome::Reply(resp, None),
-        Some(BodyFault::Cut(cut)) => Outcome::Reply(resp, Some(cut)),
-        Some(BodyFault::IgnoreRange) => Outcome::Reply(whole_body(resp), None),
-        Some(BodyFault::WrongContentRange) => Outcome::Reply(shifted_range(resp), None),
+        Body::Padded { .. } => None,
     }
+}
+
+fn apply_body_fault(mut resp: Response, fault: BodyFault) -> Outcome {
+    match fault {
+        BodyFault::Cut(cut) => return Outcome::Reply(resp, Some(cut)),
+        BodyFault::IgnoreRange => return Outcome::Reply(whole_body(resp), None),
+        BodyFault::WrongContentRange => return Outcome::Reply(shifted_range(resp), None),
+        BodyFault::Short(bytes) => {
+            if let Body::Content(slice) = &mut resp.body {
+                slice.len = slice.len.min(bytes);
+            }
+        }
+        BodyFault::Long(bytes) => {
+            if let Body::Content(slice) = &mut resp.body {
+                slice.junk = bytes;
+            }
+        }
+        BodyFault::Pad(pad) => {
+            let body = std::mem::replace(&mut resp.body, Body::Bytes(Vec::new()));
+            if let Body::Bytes(body) = body {
+                resp.body = Body::Padded { pad, body };
+            }
+        }
+    }
+    Outcome::Reply(resp, None)
 }
 
 fn whole_body(mut resp: Response) -> Response {
@@ -2041,20 +2275,38 @@ fn info(
     let (r, _) = open_repo(st, req, repo)?;
     let commit = resolve_rev(r, rev.unwrap_or("main"))?;
     let blobs = route.flag("blobs");
-    Ok(json_response(info_json(
-        &repo.id,
-        r,
-        &commit,
-        blobs,
-        st.knobs.listing_sizes,
-    )))
+    let sizes = st.knobs.listing_sizes.then_some(&st.knobs.listed_size);
+    Ok(json_response(info_json(&repo.id, r, &commit, blobs, sizes)))
 }
 
-fn info_json(id: &str, r: &Repo, commit: &Commit, blobs: bool, sizes: bool) -> String {
+/// The size the listing reports for a file: the truth unless a [`SizeLie`] is set.
+fn listed_size(
+    lies: &HashMap<(String, String), SizeLie>,
+    repo: &str,
+    path: &str,
+    size: u64,
+) -> String {
+    match lies.get(&(repo.to_owned(), path.to_owned())) {
+        Some(lie) => lie.render(size),
+        None => size.to_string(),
+    }
+}
+
+/// `sizes`: `None` leaves sizes out (`set_listing_sizes(false)`), else the size lies to apply.
+fn info_json(
+    id: &str,
+    r: &Repo,
+    commit: &Commit,
+    blobs: bool,
+    sizes: Option<&HashMap<(String, String), SizeLie>>,
+) -> String {
     let siblings: Vec<String> = commit
         .files
         .iter()
-        .map(|(path, file)| sibling_json(path, &file.digests, blobs, sizes))
+        .map(|(path, file)| {
+            let size = sizes.map(|lies| listed_size(lies, id, path, file.digests.size));
+            sibling_json(path, &file.digests, blobs, size.as_deref())
+        })
         .collect();
     let used: u64 = commit.files.values().map(|f| f.digests.size).sum();
     let gated = if r.gated { "\"manual\"" } else { "false" };
@@ -2088,17 +2340,18 @@ fn info_json(id: &str, r: &Repo, commit: &Commit, blobs: bool, sizes: bool) -> S
     out
 }
 
-fn sibling_json(path: &str, d: &Digests, blobs: bool, sizes: bool) -> String {
+/// `size`: the JSON token to report as the size, `None` to leave sizes out.
+fn sibling_json(path: &str, d: &Digests, blobs: bool, size: Option<&str>) -> String {
     let mut out = format!("{{\"rfilename\":{}", json_str(path));
     if blobs {
         let _ = write!(out, ",\"blobId\":\"{}\"", d.blob_id);
-        if sizes {
-            let _ = write!(out, ",\"size\":{}", d.size);
+        if let Some(size) = size {
+            let _ = write!(out, ",\"size\":{size}");
             if let Some(lfs) = &d.lfs {
                 let _ = write!(
                     out,
-                    ",\"lfs\":{{\"sha256\":\"{}\",\"size\":{},\"pointerSize\":{}}}",
-                    lfs.sha256, d.size, lfs.pointer_size
+                    ",\"lfs\":{{\"sha256\":\"{}\",\"size\":{size},\"pointerSize\":{}}}",
+                    lfs.sha256, lfs.pointer_size
                 );
             }
         }
@@ -2139,10 +2392,12 @@ fn tree(
     let end = start.saturating_add(page).min(entries.len());
     let items: Vec<String> = entries[start..end]
         .iter()
-        .map(|e| entry_json(e, &commit, expand))
+        .map(|e| entry_json(e, &commit, expand, &st.knobs.listed_size, &repo.id))
         .collect();
     let mut resp = json_response(format!("[{}]", items.join(",")));
-    if end < entries.len() {
+    if let Some(next) = &st.knobs.tree_next {
+        resp = resp.header("Link", format!("<{next}>; rel=\"next\""));
+    } else if end < entries.len() {
         resp = resp.header(
             "Link",
             format!("<{}>; rel=\"next\"", next_page_url(port, req, end)),
@@ -2164,19 +2419,26 @@ fn next_page_url(port: u16, req: &Request, cursor: usize) -> String {
 }
 
 /// Key order matters to some clients: `type, oid, size, lfs, path` as on the Hub.
-fn entry_json(entry: &TreeEntry, commit: &Commit, expand: bool) -> String {
+fn entry_json(
+    entry: &TreeEntry,
+    commit: &Commit,
+    expand: bool,
+    lies: &HashMap<(String, String), SizeLie>,
+    repo: &str,
+) -> String {
     let mut out = match (&entry.dir_oid, commit.files.get(&entry.path)) {
         (None, Some(file)) => {
             let d = &file.digests;
+            let size = listed_size(lies, repo, &entry.path, d.size);
             let mut s = format!(
-                "{{\"type\":\"file\",\"oid\":\"{}\",\"size\":{}",
-                d.blob_id, d.size
+                "{{\"type\":\"file\",\"oid\":\"{}\",\"size\":{size}",
+                d.blob_id
             );
             if let Some(lfs) = &d.lfs {
                 let _ = write!(
                     s,
-                    ",\"lfs\":{{\"oid\":\"{}\",\"size\":{},\"pointerSize\":{}}}",
-                    lfs.sha256, d.size, lfs.pointer_size
+                    ",\"lfs\":{{\"oid\":\"{}\",\"size\":{size},\"pointerSize\":{}}}",
+                    lfs.sha256, lfs.pointer_size
                 );
             }
             s
@@ -2325,10 +2587,11 @@ fn not_modified_response(f: &FileRef) -> Response {
 /// Protocol case C: an absolute `302` to a signed URL on the other host.
 fn lfs_redirect(st: &mut State, port: u16, f: &FileRef, lfs: &LfsInfo) -> Response {
     let location = mint_signed_url(st, port, f, &lfs.sha256);
+    let linked_size = listed_size(&st.knobs.linked_size, f.repo, f.path, f.file.digests.size);
     redirect(302, &location)
         .header("X-Repo-Commit", &f.commit.sha)
         .header("X-Linked-Etag", quoted(&lfs.sha256))
-        .header("X-Linked-Size", f.file.digests.size)
+        .header("X-Linked-Size", linked_size)
         .header("ETag", quoted(&f.file.digests.blob_id))
 }
 
@@ -2363,8 +2626,13 @@ fn mint_signed_url(st: &mut State, port: u16, f: &FileRef, sha256: &str) -> Stri
     };
     st.signed.insert(token.clone(), signed);
     let disposition = percent_encode(&disposition(f.path), false);
+    let base = st
+        .knobs
+        .cdn_base
+        .clone()
+        .unwrap_or_else(|| format!("http://localhost:{port}"));
     format!(
-        "http://localhost:{port}/cdn/{sha256}?response-content-disposition={disposition}&Expires={expires}&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature={token}"
+        "{base}/cdn/{sha256}?response-content-disposition={disposition}&Expires={expires}&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature={token}"
     )
 }
 
@@ -2507,6 +2775,7 @@ fn ranged(
         len,
         total,
         counter,
+        junk: 0,
     };
     Response {
         status,
@@ -2667,6 +2936,16 @@ fn parse_fault(params: &Params) -> Result<Fault, AdminError> {
             stall: ms("ms")?,
         }),
         "no_response" => Ok(Fault::NoResponse(ms("ms")?)),
+        "redirect" => Ok(Fault::Redirect {
+            status: params.number("code", Some(302))?,
+            location: params
+                .get("location")
+                .ok_or_else(|| bad_param("location"))?
+                .to_owned(),
+        }),
+        "padded_json" => Ok(Fault::PaddedJson(params.number("bytes", None)?)),
+        "short_body" => Ok(Fault::ShortBody(params.number("bytes", None)?)),
+        "long_body" => Ok(Fault::LongBody(params.number("bytes", None)?)),
         _ => Err(bad_param("kind")),
     }
 }
