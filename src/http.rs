@@ -20,6 +20,7 @@ use ureq::unversioned::transport::{
 
 use crate::cancel::{Cancel, POLL};
 use crate::error::{Error, Result};
+use crate::throttle::Throttle;
 
 /// Redirect hops followed per request (lemonade's limit).
 pub(crate) const MAX_REDIRECTS: usize = 5;
@@ -34,6 +35,10 @@ pub(crate) struct HttpConfig {
     pub token: Option<String>,
     pub connect_timeout: std::time::Duration,
     pub stall_timeout: std::time::Duration,
+    /// Whole-request limit for metadata calls (file bodies have only the stall watchdog).
+    pub api_timeout: std::time::Duration,
+    /// Bandwidth cap over all connections, bytes per second.
+    pub max_bytes_per_sec: Option<u64>,
 }
 
 /// Scheme, host and port of a URL: the unit of trust for the token.
@@ -117,6 +122,8 @@ pub(crate) struct Http {
     endpoint: String,
     endpoint_origin: Origin,
     token: Option<String>,
+    api_timeout: std::time::Duration,
+    throttle: Option<Throttle>,
     cancel: Cancel,
 }
 
@@ -146,8 +153,19 @@ impl Http {
             endpoint: cfg.endpoint.clone(),
             endpoint_origin,
             token: cfg.token.clone(),
+            api_timeout: cfg.api_timeout,
+            throttle: cfg.max_bytes_per_sec.filter(|r| *r > 0).map(Throttle::new),
             cancel,
         })
+    }
+
+    /// Accounts for `n` body bytes just received on any connection and waits (cancellably) while
+    /// the pull is over its bandwidth cap.
+    pub(crate) fn throttle(&self, n: u64) -> Result<()> {
+        match &self.throttle {
+            Some(t) => t.consume(n, &self.cancel),
+            None => Ok(()),
+        }
     }
 
     pub(crate) fn endpoint(&self) -> &str {
@@ -158,6 +176,21 @@ impl Http {
     /// and asks for an unencoded body. Any status is returned as `Ok`; transport failures are
     /// [`Error::Network`], broken redirect chains [`Error::InvalidResponse`].
     pub(crate) fn get(&self, url: &str, range_start: Option<u64>) -> Result<Response> {
+        self.get_with(url, range_start, None)
+    }
+
+    /// GET a metadata (API) URL: like [`Http::get`], with the whole request, body included,
+    /// bounded by the API timeout so a server dripping bytes cannot hold a pull forever.
+    pub(crate) fn get_api(&self, url: &str) -> Result<Response> {
+        self.get_with(url, None, Some(self.api_timeout))
+    }
+
+    fn get_with(
+        &self,
+        url: &str,
+        range_start: Option<u64>,
+        whole: Option<std::time::Duration>,
+    ) -> Result<Response> {
         let mut current = url.to_string();
         let mut hub = HubHeaders::default();
         for _hop in 0..=MAX_REDIRECTS {
@@ -167,6 +200,9 @@ impl Http {
                 message: "not an http(s) URL".into(),
             })?;
             let mut req = self.agent.get(&current);
+            if let Some(limit) = whole {
+                req = req.config().timeout_global(Some(limit)).build();
+            }
             if let Some(start) = range_start {
                 req = req
                     .header("Range", format!("bytes={start}-"))

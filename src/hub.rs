@@ -316,7 +316,7 @@ fn get_ok(
 ) -> Result<Response> {
     let mut backoff = Backoff::new(retry);
     loop {
-        let (reason, retry_after, status) = match http.get(url, None) {
+        let (reason, retry_after, status) = match http.get_api(url) {
             Ok(resp) if resp.status == 200 => return Ok(resp),
             Ok(mut resp) if is_retryable_status(resp.status) => {
                 let ra = resp

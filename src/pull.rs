@@ -127,6 +127,8 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
             token: resolve_token(opts.token.as_deref()),
             connect_timeout: opts.connect_timeout,
             stall_timeout: opts.stall_timeout,
+            api_timeout: opts.api_timeout,
+            max_bytes_per_sec: opts.max_bytes_per_sec,
         },
         cancel.clone(),
     )?;

@@ -383,10 +383,11 @@ fn attempt(
             )));
         }
     }
-    stream_body(reporter, task, part, resp, buf)
+    stream_body(http, reporter, task, part, resp, buf)
 }
 
 fn stream_body(
+    http: &Http,
     reporter: &mut Reporter<'_>,
     task: &Task<'_>,
     part: &mut Partial,
@@ -433,6 +434,7 @@ fn stream_body(
         };
         part.append(task, &buf[..n])?;
         reporter.advance(task.file, n as u64)?;
+        http.throttle(n as u64)?;
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ OPTIONS:
     --include <GLOB>      Only files matching GLOB (repeatable)
     --exclude <GLOB>      Skip files matching GLOB (repeatable)
     --with <REPO:PATH>    Also pull this exact file from another repository (repeatable)
+    --max-rate <RATE>     Bandwidth cap in bytes/s over all connections (e.g. 50M, 20MiB)
     --dry-run             Print where every file's bytes would come from; write nothing
     --offline             Use the cache only, no network (also HF_HUB_OFFLINE=1)
     --json                Newline-delimited JSON events on stdout; last line is the result
@@ -42,6 +43,7 @@ pub struct Args {
     pub include: Vec<String>,
     pub exclude: Vec<String>,
     pub with: Vec<String>,
+    pub max_rate: Option<u64>,
     pub dry_run: bool,
     pub offline: bool,
     pub json: bool,
@@ -51,7 +53,7 @@ pub struct Args {
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Command {
-    Pull(Args),
+    Pull(Box<Args>),
     Help,
     Version,
 }
@@ -96,6 +98,7 @@ pub fn parse(mut argv: impl Iterator<Item = std::ffi::OsString>) -> Result<Comma
             "--include" => args.include.push(value("GLOB")?),
             "--exclude" => args.exclude.push(value("GLOB")?),
             "--with" => args.with.push(value("REPO:PATH")?),
+            "--max-rate" => args.max_rate = Some(parse_rate(&value("RATE")?)?),
             "--dry-run" => args.dry_run = true,
             "--offline" => args.offline = true,
             "--json" => args.json = true,
@@ -112,7 +115,33 @@ pub fn parse(mut argv: impl Iterator<Item = std::ffi::OsString>) -> Result<Comma
         }
     }
     args.repo = repo.ok_or("missing <REPO[:VARIANT]>")?;
-    Ok(Command::Pull(args))
+    Ok(Command::Pull(Box::new(args)))
+}
+
+/// `1500000`, `50M`, `50MB`, `20MiB`, `1G/s`: decimal `K`/`M`/`G`, binary `Ki`/`Mi`/`Gi`.
+fn parse_rate(raw: &str) -> Result<u64, String> {
+    let bad = || format!("--max-rate {raw:?}: expected bytes per second like 50M or 20MiB");
+    let s = raw.trim().trim_end_matches("/s").trim_end_matches('B');
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let mult = match unit {
+        "" => 1.0,
+        "K" | "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(bad()),
+    };
+    let rate = (n * mult).round();
+    if !rate.is_finite() || rate < 1.0 || rate > u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(rate as u64)
 }
 
 #[cfg(test)]
@@ -137,6 +166,18 @@ mod tests {
         assert_eq!(a.repo, "o/n:Q4");
         assert_eq!(a.include, ["*.json", "*.gguf"]);
         assert!(a.json);
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("1500000"), Ok(1_500_000));
+        assert_eq!(parse_rate("50M"), Ok(50_000_000));
+        assert_eq!(parse_rate("50MB/s"), Ok(50_000_000));
+        assert_eq!(parse_rate("20MiB"), Ok(20 << 20));
+        assert_eq!(parse_rate("1.5G"), Ok(1_500_000_000));
+        for bad in ["", "0", "-5M", "fast", "5X", "1e9"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

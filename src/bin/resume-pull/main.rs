@@ -31,7 +31,7 @@ fn main() -> ExitCode {
             println!("resume-pull {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Ok(Command::Pull(a)) => run(a),
+        Ok(Command::Pull(a)) => run(*a),
         Err(msg) => {
             eprintln!("error: {msg}\n\n{USAGE}");
             ExitCode::from(2)
@@ -70,6 +70,7 @@ fn run(a: Args) -> ExitCode {
     opts.exclude = a.exclude;
     opts.dry_run = a.dry_run;
     opts.offline = a.offline;
+    opts.max_bytes_per_sec = a.max_rate;
     opts.cancel = Some(token);
 
     let mut renderer = Renderer::new(mode);
