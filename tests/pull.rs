@@ -788,3 +788,25 @@ fn two_threads_on_one_repo_serialize_through_the_lock() {
         "the second found the work done"
     );
 }
+
+#[test]
+fn renamed_repo_is_followed_through_relative_redirects() {
+    let hub = MockHub::start();
+    let files = model_files();
+    let sha = hub.commit(REPO, "main", files.clone());
+    hub.rename_repo(REPO, "org/new-name");
+    let cache = TempDir::new("renamed");
+    let out = lemon_pull::pull(
+        &options(&hub.endpoint(), cache.path(), REPO),
+        &mut lemon_pull::progress::Silent,
+    )
+    .expect("pull through the rename");
+    assert_eq!(out.commit, sha);
+    // Cached under the name asked for, as huggingface_hub does.
+    assert_snapshot_matches(cache.path(), &sha, &files);
+    let redirected = hub.requests().iter().filter(|r| r.status == 307).count();
+    assert!(
+        redirected >= 2,
+        "API and /resolve answered 307: {redirected}"
+    );
+}
