@@ -17,6 +17,7 @@ pub mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
 pub(crate) mod http;
+pub mod housekeeping;
 pub mod hub;
 pub mod manifest;
 pub(crate) mod offline;
