@@ -3,7 +3,8 @@
 //! Precedence, highest first — cache root: option > `HF_HUB_CACHE` > `HUGGINGFACE_HUB_CACHE` >
 //! `$HF_HOME/hub` > `$XDG_CACHE_HOME/huggingface/hub` > `~/.cache/huggingface/hub`; endpoint: option >
 //! `HF_ENDPOINT` > `https://huggingface.co`; token: option > `HF_TOKEN` > `HUGGING_FACE_HUB_TOKEN` >
-//! the file at `HF_TOKEN_PATH` > `$HF_HOME/token` (default `~/.cache/huggingface/token`).
+//! the file at `HF_TOKEN_PATH` > `$HF_HOME/token` (default `~/.cache/huggingface/token`); stall
+//! timeout: option > `HF_HUB_DOWNLOAD_TIMEOUT` > 60 s; offline: option or `HF_HUB_OFFLINE=1`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -96,6 +97,7 @@ pub struct PullOptions {
     /// Connect timeout per attempt.
     pub connect_timeout: Duration,
     /// A body read that sees no byte for this long is abandoned and retried from the current offset.
+    /// Default: `HF_HUB_DOWNLOAD_TIMEOUT` seconds if set, else 60 s.
     pub stall_timeout: Duration,
     /// Timeout for metadata (API) calls, whole request.
     pub api_timeout: Duration,
@@ -144,7 +146,7 @@ impl PullOptions {
             token: None,
             retry: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(60),
-            stall_timeout: Duration::from_secs(60),
+            stall_timeout: env_download_timeout().unwrap_or(Duration::from_secs(60)),
             api_timeout: Duration::from_secs(600),
             max_bytes_per_sec: None,
             cancel: None,
@@ -153,6 +155,16 @@ impl PullOptions {
             offline: false,
         }
     }
+}
+
+/// `HF_HUB_DOWNLOAD_TIMEOUT` (seconds, may be fractional), huggingface_hub's read timeout for
+/// downloads; here it sets the default stall watchdog.
+fn env_download_timeout() -> Option<Duration> {
+    let secs: f64 = env_nonempty("HF_HUB_DOWNLOAD_TIMEOUT")?
+        .trim()
+        .parse()
+        .ok()?;
+    (secs.is_finite() && secs > 0.0 && secs < 1e9).then(|| Duration::from_secs_f64(secs))
 }
 
 fn env_nonempty(name: &str) -> Option<String> {

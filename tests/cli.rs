@@ -419,3 +419,36 @@ fn token_follows_the_documented_precedence() {
         );
     }
 }
+
+#[test]
+fn hf_hub_download_timeout_sets_the_stall_watchdog() {
+    use support::mock_hub::{Fault, Target};
+    let (hub, _) = repo_with(3 << 20);
+    hub.push_fault(
+        Target::Cdn("model.gguf".into()),
+        Fault::StallAfter {
+            bytes: 1 << 20,
+            stall: Duration::from_secs(30),
+        },
+    );
+    let cache = TempDir::new("cli-timeout");
+    let t0 = Instant::now();
+    let out = cli(&hub, cache.path())
+        .env("HF_HUB_DOWNLOAD_TIMEOUT", "0.5")
+        .args(["--json", REPO])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "the 0.5 s watchdog fired, not the 30 s stall"
+    );
+    let retried = json_lines(&out.stdout)
+        .iter()
+        .any(|l| l["event"] == "retry");
+    assert!(retried, "the stalled body was retried");
+}
