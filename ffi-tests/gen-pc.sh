@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Writes lemon_pull.pc (from lemon_pull.pc.in) for a library installed under PREFIX, with the exact
-# system libraries rustc reports for the static library (--print native-static-libs).
+# Writes lemon_pull.pc and lemon_pull-config.cmake (from packaging/*.in) for a library installed
+# under PREFIX, with the exact system libraries rustc reports (--print native-static-libs).
 #
 #   ffi-tests/gen-pc.sh PREFIX [--install]
 #
-# Writes target/$PROFILE/lemon_pull.pc and prints its path. With --install it also builds the
-# static library and copies it, the header and the .pc file to PREFIX/lib, PREFIX/include and
-# PREFIX/lib/pkgconfig. PROFILE is release unless LEMON_PROFILE=debug.
+# Writes target/$PROFILE/lemon_pull.pc and lemon_pull-config.cmake and prints the .pc path. With
+# --install it also builds the static library and copies it, the header and both files to
+# PREFIX/lib, PREFIX/include, PREFIX/lib/pkgconfig and PREFIX/lib/cmake/lemon_pull. PROFILE is
+# release unless LEMON_PROFILE=debug.
 # Then: PKG_CONFIG_PATH=PREFIX/lib/pkgconfig pkg-config --static --cflags --libs lemon_pull
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,14 +32,19 @@ version=$(cargo pkgid | sed 's/.*[#@]//')
 
 out=target/$profile/lemon_pull.pc
 mkdir -p "target/$profile"
-sed -e "s|@PREFIX@|$prefix|" -e "s|@VERSION@|$version|" -e "s|@LIBS_PRIVATE@|$libs|" lemon_pull.pc.in > "$out"
+sed -e "s|@PREFIX@|$prefix|" -e "s|@VERSION@|$version|" -e "s|@LIBS_PRIVATE@|$libs|" packaging/lemon_pull.pc.in > "$out"
+# CMake wants the libraries as a list of names: "-lgcc_s -lutil" -> "gcc_s;util".
+cmake_libs=$(echo "$libs" | sed -e 's/-l//g' -e 's/  */;/g')
+cmake_out=target/$profile/lemon_pull-config.cmake
+sed -e "s|@VERSION@|$version|" -e "s|@CMAKE_LIBS@|$cmake_libs|" packaging/lemon_pull-config.cmake.in > "$cmake_out"
 
 if [ "$install" = "--install" ]; then
     cargo build -q "${profile_flag[@]}" --lib
-    mkdir -p "$prefix/lib/pkgconfig" "$prefix/include"
+    mkdir -p "$prefix/lib/pkgconfig" "$prefix/lib/cmake/lemon_pull" "$prefix/include"
     cp "target/$profile/liblemon_pull.a" "$prefix/lib/"
     cp include/lemon_pull.h "$prefix/include/"
     cp "$out" "$prefix/lib/pkgconfig/"
+    cp "$cmake_out" "$prefix/lib/cmake/lemon_pull/"
 elif [ -n "$install" ]; then
     echo "gen-pc.sh: unknown option $install" >&2
     exit 2

@@ -261,6 +261,15 @@ if LEMON_PROFILE=$profile ffi-tests/gen-pc.sh "$prefix" --install >"$work/gen-pc
         -o "$bin/example-pc"
     [ -x "$bin/example-pc" ] && example_run "example (pkg-config build) reuses the pulled files" \
         "$bin/example-pc" "$work/cache-example" " 0 bytes downloaded"
+    if command -v cmake >/dev/null; then
+        check "build example.c through the CMake package (find_package(lemon_pull))" sh -c \
+            "cmake -S ffi-tests/cmake -B '$work/cmake-build' -DCMAKE_PREFIX_PATH='$prefix' >'$work/cmake.log' 2>&1 \
+             && cmake --build '$work/cmake-build' >>'$work/cmake.log' 2>&1"
+        [ -x "$work/cmake-build/example" ] && example_run "example (CMake build) reuses the pulled files" \
+            "$work/cmake-build/example" "$work/cache-example" " 0 bytes downloaded"
+    else
+        fail "CMake package" "cmake is not installed (apt-get install cmake)"
+    fi
 else
     fail "gen-pc.sh" "$(tail -n 5 "$work/gen-pc.log")"
 fi
