@@ -453,6 +453,15 @@ typedef struct lemon_pull_options {
    * `lemon_pull_flag` bits; 0 = none.
    */
   uint32_t flags;
+  /**
+   * Ranged connections per file: 1 (the default; 0 means the same) fetches each file over one
+   * connection; with more, a file of at least 16 MiB is fetched in pieces by up to this many
+   * connections at once, on threads that end before `lemon_resume_pull` returns (at most 64;
+   * larger values are capped). A partial written this way has holes and is resumed only by
+   * this library: keep the `.partial` for it. Added after the first version: read only when
+   * `struct_size` covers it.
+   */
+  uint32_t connections;
 } lemon_pull_options;
 
 /**

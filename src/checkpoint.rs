@@ -79,25 +79,33 @@ impl Checkpoint {
 }
 
 fn tail_crc(path: &Path, len: u64) -> Result<u32> {
-    let start = len.saturating_sub(TAIL);
     let mut f = File::open(path).map_err(Error::io_at("open", path))?;
-    f.seek(SeekFrom::Start(start))
+    crc_range(&mut f, path, len.saturating_sub(TAIL), len)
+}
+
+/// crc32 of bytes `[start, end)` of `file` (opened from `path`, named in errors); fails when the
+/// file ends before `end`.
+pub(crate) fn crc_range(file: &mut File, path: &Path, start: u64, end: u64) -> Result<u32> {
+    let want = end.saturating_sub(start);
+    file.seek(SeekFrom::Start(start))
         .map_err(Error::io_at("seek", path))?;
-    let mut buf = Vec::with_capacity((len - start) as usize);
-    f.take(len - start)
-        .read_to_end(&mut buf)
-        .map_err(Error::io_at("read", path))?;
-    if (buf.len() as u64) < len - start {
-        return Err(Error::io(
-            "read",
-            path,
-            std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "partial shorter than checkpoint",
-            ),
-        ));
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; want.min(TAIL) as usize];
+    let mut left = want;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        file.read_exact(&mut buf[..n]).map_err(|e| {
+            let e = if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                std::io::Error::new(e.kind(), "partial shorter than recorded")
+            } else {
+                e
+            };
+            Error::io("read", path, e)
+        })?;
+        hasher.update(&buf[..n]);
+        left -= n as u64;
     }
-    Ok(crc32fast::hash(&buf))
+    Ok(hasher.finalize())
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use crate::error::{Error, Status};
-use crate::options::{Component, PullOptions, RetryPolicy};
+use crate::options::{Component, MAX_CONNECTIONS, PullOptions, RetryPolicy};
 use crate::progress::{Event, FileInfo, Flow, Observer, Source, Totals};
 use crate::pull::{PullOutcome, pull};
 
@@ -306,6 +306,13 @@ pub struct lemon_pull_options {
     pub api_timeout_ms: u32,
     /// `lemon_pull_flag` bits; 0 = none.
     pub flags: u32,
+    /// Ranged connections per file: 1 (the default; 0 means the same) fetches each file over one
+    /// connection; with more, a file of at least 16 MiB is fetched in pieces by up to this many
+    /// connections at once, on threads that end before `lemon_resume_pull` returns (at most 64;
+    /// larger values are capped). A partial written this way has holes and is resumed only by
+    /// this library: keep the `.partial` for it. Added after the first version: read only when
+    /// `struct_size` covers it.
+    pub connections: u32,
 }
 
 /// Per-repository results of a pull, owned by a `lemon_pull_result`. Opaque: read it with
@@ -622,6 +629,7 @@ impl lemon_pull_options {
             stall_timeout_ms: millis(core.stall_timeout),
             api_timeout_ms: millis(core.api_timeout),
             flags: 0,
+            connections: core.connections,
         }
     }
 }
@@ -691,6 +699,7 @@ unsafe fn read_options(p: *const lemon_pull_options) -> Result<lemon_pull_option
         stall_timeout_ms,
         api_timeout_ms,
         flags,
+        connections,
     );
     Ok(out)
 }
@@ -846,6 +855,7 @@ unsafe fn parse_options(p: *const lemon_pull_options) -> Result<Request, String>
     o.stall_timeout = ms_or(raw.stall_timeout_ms, o.stall_timeout);
     o.api_timeout = ms_or(raw.api_timeout_ms, o.api_timeout);
     o.dry_run = raw.flags & lemon_pull_flag::DryRun as u32 != 0;
+    o.connections = raw.connections.clamp(1, MAX_CONNECTIONS);
     Ok(Request {
         options: o,
         callback: raw.progress_cb,
@@ -1620,6 +1630,26 @@ mod tests {
             let read = read_options(p.cast()).expect("valid");
             assert_eq!(read.repo_id, c"org/name".as_ptr());
             std::alloc::dealloc(p, layout);
+        }
+    }
+
+    #[test]
+    fn connections_is_read_only_within_struct_size_and_capped() {
+        let mut o = init_options();
+        assert_eq!(o.connections, 1);
+        o.repo_id = c"org/name".as_ptr();
+        o.connections = 8;
+        // A caller built against the header before `connections` existed.
+        o.struct_size = offset_of!(lemon_pull_options, connections) as u32;
+        // SAFETY: `o` is a full struct, readable past the declared size.
+        let read = unsafe { read_options(&o) }.expect("valid");
+        assert_eq!(read.connections, 1, "past struct_size: the default");
+        o.struct_size = size_of::<lemon_pull_options>() as u32;
+        for (given, used) in [(8, 8), (0, 1), (1000, MAX_CONNECTIONS)] {
+            o.connections = given;
+            // SAFETY: `o` is a full, valid options struct.
+            let req = unsafe { parse_options(&o) }.expect("valid");
+            assert_eq!(req.options.connections, used, "{given}");
         }
     }
 

@@ -10,6 +10,7 @@
 //! pull's [`Cancel`] between them, so a stalled connection cannot delay cancellation.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Instant;
 
 use ureq::unversioned::resolver::DefaultResolver;
@@ -39,6 +40,9 @@ pub(crate) struct HttpConfig {
     pub api_timeout: std::time::Duration,
     /// Bandwidth cap over all connections, bytes per second.
     pub max_bytes_per_sec: Option<u64>,
+    /// CA bundle trusted instead of the default roots; `None` = environment, then the system
+    /// trust store (see [`crate::tls`]).
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 /// Scheme, host and port of a URL: the unit of trust for the token.
@@ -116,23 +120,71 @@ impl Response {
     }
 }
 
+/// Which bytes of a file a GET asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ByteRange {
+    /// No `Range` header: the whole body.
+    Whole,
+    /// `Range: bytes=N-`.
+    From(u64),
+    /// `Range: bytes=A-B`, both ends included.
+    Closed(u64, u64),
+}
+
 /// The HTTP client of one pull.
 pub(crate) struct Http {
     agent: ureq::Agent,
-    endpoint: String,
+    cfg: HttpConfig,
     endpoint_origin: Origin,
-    token: Option<String>,
-    api_timeout: std::time::Duration,
-    throttle: Option<Throttle>,
+    /// Shared with the clients made by [`Http::for_connections`], so the cap covers them all.
+    throttle: Option<Arc<Throttle>>,
     cancel: Cancel,
+    /// Roots trusted for https, chosen once per pull and shared by [`Http::for_connections`].
+    tls: ureq::tls::TlsConfig,
+    /// Which roots those are, for error messages.
+    trust: crate::tls::Trust,
 }
 
 impl Http {
     pub(crate) fn new(cfg: &HttpConfig, cancel: Cancel) -> Result<Http> {
+        let throttle = cfg
+            .max_bytes_per_sec
+            .filter(|r| *r > 0)
+            .map(|r| Arc::new(Throttle::new(r)));
+        let (tls, trust) = crate::tls::configure(cfg.ca_bundle.as_deref())?;
+        Http::build(cfg, cancel, throttle, 1, tls, trust)
+    }
+
+    /// A client for the `connections` parallel connections of one transfer: same settings and
+    /// the same bandwidth cap as this one, idle connections kept for reuse by the next range
+    /// request, and its own `cancel`, so the transfer can stop all its connections (even one
+    /// blocked in a read) without cancelling the pull. Pass a `cancel` that also follows the pull's.
+    pub(crate) fn for_connections(&self, connections: usize, cancel: Cancel) -> Result<Http> {
+        Http::build(
+            &self.cfg,
+            cancel,
+            self.throttle.clone(),
+            connections,
+            self.tls.clone(),
+            self.trust.clone(),
+        )
+    }
+
+    fn build(
+        cfg: &HttpConfig,
+        cancel: Cancel,
+        throttle: Option<Arc<Throttle>>,
+        connections: usize,
+        tls: ureq::tls::TlsConfig,
+        trust: crate::tls::Trust,
+    ) -> Result<Http> {
         let endpoint_origin = Origin::of(&cfg.endpoint).ok_or_else(|| {
             Error::InvalidArgument(format!("endpoint {:?} is not a valid URL", cfg.endpoint))
         })?;
+        // ureq keeps 3 idle connections per host by default; parallel ranges want one each.
+        let per_host = connections.max(3);
         let config = ureq::Agent::config_builder()
+            .tls_config(tls.clone())
             .http_status_as_error(false)
             .max_redirects(0)
             .user_agent(concat!("lemon-pull/", env!("CARGO_PKG_VERSION")))
@@ -140,6 +192,8 @@ impl Http {
             .timeout_per_read(Some(cfg.stall_timeout))
             .timeout_recv_response(Some(cfg.stall_timeout))
             .input_buffer_size(256 * 1024)
+            .max_idle_connections_per_host(per_host)
+            .max_idle_connections(per_host.max(10))
             .build();
         let connector = ConnectProxyConnector::default()
             .chain(TcpConnector::default())
@@ -150,12 +204,12 @@ impl Http {
         let agent = ureq::Agent::with_parts(config, connector, DefaultResolver::default());
         Ok(Http {
             agent,
-            endpoint: cfg.endpoint.clone(),
+            cfg: cfg.clone(),
             endpoint_origin,
-            token: cfg.token.clone(),
-            api_timeout: cfg.api_timeout,
-            throttle: cfg.max_bytes_per_sec.filter(|r| *r > 0).map(Throttle::new),
+            throttle,
             cancel,
+            tls,
+            trust,
         })
     }
 
@@ -169,26 +223,33 @@ impl Http {
     }
 
     pub(crate) fn endpoint(&self) -> &str {
-        &self.endpoint
+        &self.cfg.endpoint
     }
 
     /// GET `url`, following redirects under the Hub's rules. `range_start` adds `Range: bytes=N-`
     /// and asks for an unencoded body. Any status is returned as `Ok`; transport failures are
     /// [`Error::Network`], broken redirect chains [`Error::InvalidResponse`].
     pub(crate) fn get(&self, url: &str, range_start: Option<u64>) -> Result<Response> {
-        self.get_with(url, range_start, None)
+        let range = range_start.map_or(ByteRange::Whole, ByteRange::From);
+        self.get_with(url, range, None)
+    }
+
+    /// Like [`Http::get`] with `Range: bytes=START-END_INCLUSIVE` (one piece of a parallel
+    /// transfer).
+    pub(crate) fn get_range(&self, url: &str, start: u64, end_inclusive: u64) -> Result<Response> {
+        self.get_with(url, ByteRange::Closed(start, end_inclusive), None)
     }
 
     /// GET a metadata (API) URL: like [`Http::get`], with the whole request, body included,
     /// bounded by the API timeout so a server dripping bytes cannot hold a pull forever.
     pub(crate) fn get_api(&self, url: &str) -> Result<Response> {
-        self.get_with(url, None, Some(self.api_timeout))
+        self.get_with(url, ByteRange::Whole, Some(self.cfg.api_timeout))
     }
 
     fn get_with(
         &self,
         url: &str,
-        range_start: Option<u64>,
+        range: ByteRange,
         whole: Option<std::time::Duration>,
     ) -> Result<Response> {
         let mut current = url.to_string();
@@ -203,13 +264,18 @@ impl Http {
             if let Some(limit) = whole {
                 req = req.config().timeout_global(Some(limit)).build();
             }
-            if let Some(start) = range_start {
+            let spec = match range {
+                ByteRange::Whole => None,
+                ByteRange::From(start) => Some(format!("bytes={start}-")),
+                ByteRange::Closed(start, end) => Some(format!("bytes={start}-{end}")),
+            };
+            if let Some(spec) = spec {
                 req = req
-                    .header("Range", format!("bytes={start}-"))
+                    .header("Range", spec)
                     .header("Accept-Encoding", "identity");
             }
             if origin == self.endpoint_origin
-                && let Some(t) = &self.token
+                && let Some(t) = &self.cfg.token
             {
                 req = req.header("Authorization", format!("Bearer {t}"));
             }
@@ -226,8 +292,13 @@ impl Http {
                     inner: resp,
                 });
             }
-            let location = resp.headers().get("location").and_then(|v| v.to_str().ok());
-            current = next_hop(&current, status, location)?;
+            let location = resp
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            drain_small_body(resp);
+            current = next_hop(&current, status, location.as_deref())?;
         }
         Err(Error::InvalidResponse {
             url: redact(url),
@@ -239,12 +310,41 @@ impl Http {
         if self.cancel.is_cancelled() {
             return Error::Cancelled;
         }
+        let message = crate::tls::error_message(&e, &self.trust);
+        // A refused certificate is a trust configuration problem, not a transient failure: fail
+        // at once (as a response that cannot be trusted) instead of retrying for minutes.
+        if crate::tls::is_certificate_error(&e) {
+            return Error::InvalidResponse {
+                url: redact(url),
+                message,
+            };
+        }
         Error::Network {
             url: redact(url),
             file: None,
-            message: e.to_string(),
+            message,
             last_status: None,
         }
+    }
+}
+
+/// Largest redirect body read to its end so that its connection can be reused.
+const MAX_DRAINED_BODY: u64 = 64 << 10;
+
+/// Reads a short body to its end, which is what returns its connection to the pool (ureq reuses
+/// only fully read connections); a long or unannounced body is dropped with its connection.
+fn drain_small_body(resp: ureq::http::Response<ureq::Body>) {
+    let announced = resp
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n <= MAX_DRAINED_BODY) {
+        let _ = resp
+            .into_body()
+            .with_config()
+            .limit(MAX_DRAINED_BODY)
+            .read_to_vec();
     }
 }
 

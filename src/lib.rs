@@ -16,20 +16,23 @@ pub mod checkpoint;
 pub mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
-pub(crate) mod http;
 pub mod housekeeping;
+pub(crate) mod http;
 pub mod hub;
 pub mod manifest;
 pub(crate) mod offline;
 pub mod options;
+pub(crate) mod parallel;
 pub mod progress;
 pub mod pull;
 pub mod repo_path;
 pub(crate) mod retry;
 pub(crate) mod salvage;
+pub(crate) mod segments;
 pub mod select;
 pub mod stamps;
 pub mod throttle;
+pub mod tls;
 pub mod transfer;
 pub mod verify;
 

@@ -15,6 +15,9 @@ use crate::error::{Error, Result};
 /// The public Hub.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
+/// Most ranged connections one file may use (see [`PullOptions::connections`]).
+pub const MAX_CONNECTIONS: u32 = 64;
+
 /// How failed requests are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -103,6 +106,11 @@ pub struct PullOptions {
     pub api_timeout: Duration,
     /// Bandwidth cap over all connections of the pull, in bytes per second; `None` = unlimited.
     pub max_bytes_per_sec: Option<u64>,
+    /// Ranged connections per file (opt-in parallel download). `1` (the default) fetches each file
+    /// over one connection; with more, a file of at least 16 MiB is fetched in pieces by up to this
+    /// many connections at once (capped at [`MAX_CONNECTIONS`]; 0 counts as 1). The bandwidth cap
+    /// covers all of them.
+    pub connections: u32,
     /// Cancel from another thread.
     pub cancel: Option<CancelToken>,
     /// An extra cancel source polled alongside `cancel`.
@@ -111,6 +119,10 @@ pub struct PullOptions {
     pub dry_run: bool,
     /// Answer from the cache alone, without any network call (also `HF_HUB_OFFLINE=1`).
     pub offline: bool,
+    /// CA bundle (PEM file, DER certificate or folder of them) trusted for https instead of the
+    /// default roots; `None` = `SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE`, else the
+    /// system trust store. See [`crate::tls`].
+    pub ca_bundle: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for PullOptions {
@@ -126,6 +138,7 @@ impl std::fmt::Debug for PullOptions {
             .field("endpoint", &self.endpoint)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("retry", &self.retry)
+            .field("connections", &self.connections)
             .field("dry_run", &self.dry_run)
             .finish_non_exhaustive()
     }
@@ -149,10 +162,12 @@ impl PullOptions {
             stall_timeout: env_download_timeout().unwrap_or(Duration::from_secs(60)),
             api_timeout: Duration::from_secs(600),
             max_bytes_per_sec: None,
+            connections: 1,
             cancel: None,
             cancel_check: None,
             dry_run: false,
             offline: false,
+            ca_bundle: None,
         }
     }
 }

@@ -14,10 +14,13 @@ use crate::http::{Http, HttpConfig};
 use crate::hub::{self, Listing, RemoteFile};
 use crate::manifest::{Manifest, ManifestFile};
 use crate::offline;
-use crate::options::{Component, PullOptions, resolve_cache_dir, resolve_endpoint, resolve_token};
+use crate::options::{
+    Component, MAX_CONNECTIONS, PullOptions, resolve_cache_dir, resolve_endpoint, resolve_token,
+};
 use crate::progress::{Event, FileInfo, Observer, Reporter, Source, Totals};
 use crate::repo_path::{is_commit_sha, validate_repo_id, validate_revision};
 use crate::salvage::{self, Candidate, IdIndex, Scan};
+use crate::segments::Sidecar;
 use crate::select::{Selection, select, split_repo_variant};
 use crate::stamps::Stamps;
 use crate::transfer::{self, Task};
@@ -129,6 +132,7 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
             stall_timeout: opts.stall_timeout,
             api_timeout: opts.api_timeout,
             max_bytes_per_sec: opts.max_bytes_per_sec,
+            ca_bundle: opts.ca_bundle.clone(),
         },
         cancel.clone(),
     )?;
@@ -284,6 +288,8 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
                 final_path: unit.cache.file_path(&unit.listing.commit, &file.path),
                 partial_path: unit.cache.partial_path(&unit.listing.commit, &file.path),
                 checkpoint: Checkpoint::new(&unit.cache.state_dir(), &file.id),
+                segments: Sidecar::new(&unit.cache.state_dir(), &file.id),
+                connections: opts.connections.clamp(1, MAX_CONNECTIONS),
             };
             let fetched = transfer::fetch(&http, opts.retry, &mut reporter, &task)?;
             reporter.add_reused(fetched.reused, planned.source == Source::SalvagePartial);
@@ -401,6 +407,7 @@ fn salvage_one(
     salvage::crash_point(step);
     remove_file_if_exists(&unit.cache.partial_path(commit, &file.path))?;
     checkpoint.clear();
+    Sidecar::new(&unit.cache.state_dir(), &file.id).clear();
     stamps.mark(&file.path, &final_path, &file.id);
     stamps.save()?;
     reporter.add_reused(file.size, true);

@@ -21,6 +21,7 @@ use crate::cache::{MANIFEST_NAME, PARTIAL_SUFFIX, RepoCache, partial_of};
 use crate::error::{Error, Result};
 use crate::hub::RemoteFile;
 use crate::manifest::Manifest;
+use crate::segments;
 use crate::stamps::Stamps;
 use crate::verify::{ContentId, is_hex};
 
@@ -38,7 +39,7 @@ pub(crate) struct Candidate {
     pub path: PathBuf,
     /// A `.partial` (prefix) rather than a complete file.
     pub partial: bool,
-    /// Bytes on disk.
+    /// Bytes on disk; for a partial with holes (see [`crate::segments`]), the bytes it holds.
     pub len: u64,
     /// Recorded content id, if any.
     pub id: Option<ContentId>,
@@ -78,6 +79,8 @@ impl IdIndex {
     /// Reads the manifests found in `snapshots/*/` of each cache folder.
     pub(crate) fn build(caches: &[&RepoCache]) -> IdIndex {
         let mut index = IdIndex::default();
+        // Manifests name the same few folders over and over; resolve each folder once.
+        let mut canonical: HashMap<PathBuf, PathBuf> = HashMap::new();
         for cache in caches {
             for (_, dir) in snapshot_folders(cache) {
                 let Some(m) = Manifest::read(&dir.join(MANIFEST_NAME)) else {
@@ -86,15 +89,21 @@ impl IdIndex {
                 for f in m.files {
                     let Some(id) = f.id else { continue };
                     let home = f.download_path.clone().unwrap_or_else(|| dir.clone());
-                    index.ids.insert((normalize(&home), f.name.clone()), id);
+                    let home = canonical
+                        .entry(home)
+                        .or_insert_with_key(|h| normalize(h))
+                        .clone();
+                    index.ids.insert((home, f.name.clone()), id);
                 }
             }
         }
         index
     }
 
+    /// The id recorded for `rel` in the folder whose canonical path is `folder` (canonicalise once
+    /// per folder with [`normalize`], not per file: a scan touches thousands of files).
     fn get(&self, folder: &Path, rel: &str) -> Option<&ContentId> {
-        self.ids.get(&(normalize(folder), rel.to_string()))
+        self.ids.get(&(folder.to_path_buf(), rel.to_string()))
     }
 }
 
@@ -122,6 +131,7 @@ pub(crate) fn scan(cache: &RepoCache, target: &str, ids: &IdIndex) -> Scan {
     for (name, dir) in snapshot_folders(cache) {
         let mut files = Vec::new();
         walk(&dir, "", 0, &mut files);
+        let canonical = normalize(&dir);
         let in_target = name == target;
         let has_manifest = dir.join(MANIFEST_NAME).is_file();
         let committed =
@@ -137,13 +147,21 @@ pub(crate) fn scan(cache: &RepoCache, target: &str, ids: &IdIndex) -> Scan {
                 stamps.verified_id(&rel, &path)
             };
             let verified = stamped.is_some();
-            let id = stamped.or_else(|| ids.get(&dir, &rel).cloned());
+            let id = stamped.or_else(|| ids.get(&canonical, &rel).cloned());
+            // A partial written by several connections has holes: rank it by the bytes it
+            // really holds, not by its length.
+            let len = match &id {
+                Some(id) if partial => {
+                    segments::usable_len(&cache.state_dir(), id, &path, meta.len())
+                }
+                _ => meta.len(),
+            };
             scan.candidates.push(Candidate {
                 snapshot: name.clone(),
                 rel,
                 path,
                 partial,
-                len: meta.len(),
+                len,
                 id,
                 verified,
                 committed,

@@ -1,6 +1,12 @@
 //! Brings one file to its final, verified name: resume the partial, fetch the rest with `Range`,
 //! retry what is transient, hash while streaming, and rename only after the content id matched.
 //!
+//! Two ways to fetch the bytes share everything but the streaming: the sequential path here (one
+//! connection appending to a prefix) and the segmented one in `parallel` (several ranged
+//! connections writing at their offsets). The segmented path is used when `connections` > 1 for a
+//! large file, and always when a segments sidecar says the partial has holes: such a partial is
+//! never read as a prefix.
+//!
 //! Rules that keep data safe:
 //! - a `206` is accepted only when its `Content-Range` starts at our length and its total is the
 //!   expected size; a `200` to a range request means the server ignored the range: restart at 0;
@@ -18,17 +24,20 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use crate::cache::{create_dir_all, fsync_dir, remove_file_if_exists};
+use crate::cancel::Cancel;
 use crate::checkpoint::{self, Checkpoint};
 use crate::error::{Error, Result};
-use crate::http::{Http, Origin, Response, body_error, redact};
+use crate::http::{ByteRange, Http, Origin, Response, body_error, redact};
 use crate::hub::status_error;
 use crate::options::RetryPolicy;
+use crate::parallel;
 use crate::progress::{Event, FileInfo, Reporter};
 use crate::retry::{Backoff, is_retryable_status, parse_retry_after};
+use crate::segments::Sidecar;
 use crate::verify::{ContentHasher, ContentId, hash_prefix, is_hex};
 
 /// Bytes read from the network per call; also the write size.
-const BUF_SIZE: usize = 1 << 20;
+pub(crate) const BUF_SIZE: usize = 1 << 20;
 
 /// One file to bring up to date.
 pub(crate) struct Task<'a> {
@@ -41,12 +50,24 @@ pub(crate) struct Task<'a> {
     pub final_path: PathBuf,
     pub partial_path: PathBuf,
     pub checkpoint: Checkpoint,
+    /// Which byte ranges a partial with holes holds (see [`crate::segments`]).
+    pub segments: Sidecar,
+    /// Ranged connections allowed for this file (1 = sequential).
+    pub connections: u32,
 }
 
 /// What a finished transfer reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Fetched {
     /// Bytes that were on disk already when the successful attempt started.
+    pub reused: u64,
+}
+
+/// A partial that holds every byte of the file, and the hash of all of them.
+pub(crate) struct Complete {
+    pub file: File,
+    pub actual: ContentId,
+    /// Bytes that were on disk already when this pass started.
     pub reused: u64,
 }
 
@@ -60,28 +81,19 @@ pub(crate) fn fetch(
     if let Some(parent) = task.partial_path.parent() {
         create_dir_all(parent)?;
     }
-    let mut buf = vec![0u8; BUF_SIZE];
     let mut mismatches = 0;
     loop {
-        let mut part = Partial::open(task, reporter)?;
-        let start_offset = part.len;
-        reporter.file_start(task.file, start_offset)?;
-        part.hash_existing(task, reporter)?;
-        let result = download_rest(http, retry, reporter, task, &mut part, &mut buf);
-        if let Err(e) = result {
-            part.persist(task);
-            return Err(e);
-        }
-        let reused = if part.restarted { 0 } else { start_offset };
-        let actual = part.hasher.clone().finish();
+        let complete = fetch_bytes(http, retry, reporter, task)?;
+        let actual = complete.actual;
         if actual == *task.id {
-            part.finish(task)?;
-            return Ok(Fetched { reused });
+            promote(task, complete.file)?;
+            return Ok(Fetched {
+                reused: complete.reused,
+            });
         }
         mismatches += 1;
-        drop(part);
-        remove_file_if_exists(&task.partial_path)?;
-        task.checkpoint.clear();
+        drop(complete.file);
+        discard(task)?;
         if mismatches >= 2 {
             return Err(Error::VerificationFailed {
                 repo: task.file.repo.to_string(),
@@ -102,6 +114,108 @@ pub(crate) fn fetch(
     }
 }
 
+/// One pass over the file: every byte on disk and hashed, by the segmented machinery when it
+/// applies, else (or when the server turns out to ignore ranges) sequentially.
+fn fetch_bytes(
+    http: &Http,
+    retry: RetryPolicy,
+    reporter: &mut Reporter<'_>,
+    task: &Task<'_>,
+) -> Result<Complete> {
+    if parallel::applies(task)
+        && let Some(complete) = parallel::fetch(http, retry, reporter, task)?
+    {
+        return Ok(complete);
+    }
+    sequential(http, retry, reporter, task)
+}
+
+/// Deletes the partial and everything recorded about it: the next pass starts at byte 0.
+fn discard(task: &Task<'_>) -> Result<()> {
+    remove_file_if_exists(&task.partial_path)?;
+    task.checkpoint.clear();
+    task.segments.clear();
+    Ok(())
+}
+
+/// Flushes the verified partial and gives it its final name.
+fn promote(task: &Task<'_>, file: File) -> Result<()> {
+    file.sync_all()
+        .map_err(Error::io_at("sync", &task.partial_path))?;
+    drop(file);
+    std::fs::rename(&task.partial_path, &task.final_path)
+        .map_err(Error::io_at("rename", &task.final_path))?;
+    if let Some(dir) = task.final_path.parent() {
+        fsync_dir(dir)?;
+    }
+    task.checkpoint.clear();
+    task.segments.clear();
+    Ok(())
+}
+
+/// Opens (or creates) the partial as a prefix of the file, cut back to what can be trusted: all
+/// of it without a checkpoint (it may be lemonade's or a salvaged one; the final hash decides),
+/// up to the checkpoint with one, nothing when it is longer than the file. Returns the file and
+/// the trusted length. Only for partials without a segments sidecar.
+pub(crate) fn open_prefix(task: &Task<'_>, reporter: &mut Reporter<'_>) -> Result<(File, u64)> {
+    let path = &task.partial_path;
+    let on_disk = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let trusted = if on_disk > task.file.size {
+        0
+    } else {
+        task.checkpoint.trusted_len(path, on_disk)
+    };
+    let file = open_partial(task)?;
+    if trusted != on_disk {
+        file.set_len(trusted)
+            .map_err(Error::io_at("truncate", path))?;
+        if on_disk > 0 {
+            let reason = format!(
+                "partial of {on_disk} bytes cut back to its last good checkpoint at {trusted}"
+            );
+            reporter.emit(&Event::Restart {
+                file: task.file,
+                reason: &reason,
+            })?;
+        }
+    }
+    Ok((file, trusted))
+}
+
+/// The partial, opened for reading and writing, created if missing, never truncated.
+pub(crate) fn open_partial(task: &Task<'_>) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&task.partial_path)
+        .map_err(Error::io_at("open", &task.partial_path))
+}
+
+/// The sequential pass: one connection appending to the prefix on disk.
+fn sequential(
+    http: &Http,
+    retry: RetryPolicy,
+    reporter: &mut Reporter<'_>,
+    task: &Task<'_>,
+) -> Result<Complete> {
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut part = Partial::open(task, reporter)?;
+    let start_offset = part.len;
+    reporter.file_start(task.file, start_offset)?;
+    part.hash_existing(task, reporter)?;
+    if let Err(e) = download_rest(http, retry, reporter, task, &mut part, &mut buf) {
+        part.persist(task);
+        return Err(e);
+    }
+    Ok(Complete {
+        reused: if part.restarted { 0 } else { start_offset },
+        actual: part.hasher.finish(),
+        file: part.file,
+    })
+}
+
 /// The open partial file and the hash of its first `len` bytes.
 struct Partial {
     file: File,
@@ -116,33 +230,7 @@ struct Partial {
 impl Partial {
     /// Opens (or creates) the partial and cuts it back to what can be trusted.
     fn open(task: &Task<'_>, reporter: &mut Reporter<'_>) -> Result<Partial> {
-        let path = &task.partial_path;
-        let on_disk = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        let trusted = if on_disk > task.file.size {
-            0
-        } else {
-            task.checkpoint.trusted_len(path, on_disk)
-        };
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(Error::io_at("open", path))?;
-        if trusted != on_disk {
-            file.set_len(trusted)
-                .map_err(Error::io_at("truncate", path))?;
-            if on_disk > 0 {
-                let reason = format!(
-                    "partial of {on_disk} bytes cut back to its last good checkpoint at {trusted}"
-                );
-                reporter.emit(&Event::Restart {
-                    file: task.file,
-                    reason: &reason,
-                })?;
-            }
-        }
+        let (file, trusted) = open_prefix(task, reporter)?;
         Ok(Partial {
             file,
             len: trusted,
@@ -213,25 +301,10 @@ impl Partial {
             let _ = task.checkpoint.record(&task.partial_path, self.len);
         }
     }
-
-    /// Flushes the verified partial and gives it its final name.
-    fn finish(self, task: &Task<'_>) -> Result<()> {
-        self.file
-            .sync_all()
-            .map_err(Error::io_at("sync", &task.partial_path))?;
-        drop(self.file);
-        std::fs::rename(&task.partial_path, &task.final_path)
-            .map_err(Error::io_at("rename", &task.final_path))?;
-        if let Some(dir) = task.final_path.parent() {
-            fsync_dir(dir)?;
-        }
-        task.checkpoint.clear();
-        Ok(())
-    }
 }
 
 /// Why one attempt ended early.
-enum Failure {
+pub(crate) enum Failure {
     /// Worth another attempt after a backoff.
     Retry {
         error: Error,
@@ -248,6 +321,82 @@ impl From<Error> for Failure {
     }
 }
 
+impl Failure {
+    /// A network error is worth a retry; anything else (cancellation, a refused redirect) is not.
+    fn network(e: Error) -> Failure {
+        match e {
+            e @ Error::Network { .. } => Failure::Retry {
+                error: e,
+                retry_after: None,
+                status: None,
+            },
+            other => Failure::Fatal(other),
+        }
+    }
+}
+
+/// The next retry of a stream of attempts: how long to wait and what to report.
+pub(crate) struct RetryPlan {
+    /// 1-based number of the retry.
+    pub attempt: u32,
+    pub delay: Duration,
+    pub reason: String,
+}
+
+/// Retry bookkeeping of one stream of attempts at one file (the sequential transfer, or one
+/// connection of a parallel one): the backoff schedule, reset whenever bytes arrived, and the
+/// last HTTP status, named in the final error.
+pub(crate) struct Retrier {
+    backoff: Backoff,
+    last_status: Option<u16>,
+}
+
+impl Retrier {
+    pub(crate) fn new(policy: RetryPolicy) -> Retrier {
+        Retrier {
+            backoff: Backoff::new(policy),
+            last_status: None,
+        }
+    }
+
+    /// Bytes arrived: the next failure starts the backoff schedule over.
+    pub(crate) fn progressed(&mut self) {
+        self.backoff.reset();
+    }
+
+    /// After a failed attempt (which received bytes if `progressed`): the retry to make, or the
+    /// error to give up with, naming the file.
+    pub(crate) fn next(
+        &mut self,
+        failure: Failure,
+        progressed: bool,
+        path: &str,
+    ) -> Result<RetryPlan> {
+        let (error, retry_after, status) = match failure {
+            Failure::Fatal(e) => return Err(with_file(e, path, self.last_status)),
+            Failure::Retry {
+                error,
+                retry_after,
+                status,
+            } => (error, retry_after, status),
+        };
+        if status.is_some() {
+            self.last_status = status;
+        }
+        if progressed {
+            self.progressed();
+        }
+        let Some(delay) = self.backoff.next_delay(retry_after) else {
+            return Err(with_file(error, path, self.last_status));
+        };
+        Ok(RetryPlan {
+            attempt: self.backoff.attempt(),
+            delay,
+            reason: error.to_string(),
+        })
+    }
+}
+
 fn download_rest(
     http: &Http,
     retry: RetryPolicy,
@@ -256,36 +405,20 @@ fn download_rest(
     part: &mut Partial,
     buf: &mut [u8],
 ) -> Result<()> {
-    let mut backoff = Backoff::new(retry);
-    let mut last_status = None;
+    let mut retrier = Retrier::new(retry);
     while part.len < task.file.size {
         let before = part.len;
-        let (error, retry_after, status) = match attempt(http, reporter, task, part, buf) {
-            Ok(()) => continue,
-            Err(Failure::Fatal(e)) => return Err(with_file(e, task.file.path, last_status)),
-            Err(Failure::Retry {
-                error,
-                retry_after,
-                status,
-            }) => (error, retry_after, status),
+        let Err(failure) = attempt(http, reporter, task, part, buf) else {
+            continue;
         };
-        if status.is_some() {
-            last_status = status;
-        }
-        if part.len > before {
-            backoff.reset();
-        }
-        let Some(delay) = backoff.next_delay(retry_after) else {
-            return Err(with_file(error, task.file.path, last_status));
-        };
-        let reason = error.to_string();
+        let plan = retrier.next(failure, part.len > before, task.file.path)?;
         reporter.emit(&Event::Retry {
             file: Some(task.file),
-            attempt: backoff.attempt(),
-            delay,
-            reason: &reason,
+            attempt: plan.attempt,
+            delay: plan.delay,
+            reason: &plan.reason,
         })?;
-        reporter.cancel().sleep(delay)?;
+        reporter.cancel().sleep(plan.delay)?;
     }
     Ok(())
 }
@@ -321,6 +454,44 @@ fn with_file(e: Error, path: &str, last_status: Option<u16>) -> Error {
     }
 }
 
+/// Sends one GET for file content and sorts the answer: `200`, `206` and `416` are returned for
+/// the caller to interpret; a retryable status, or a `401`/`403` from a signed CDN URL (expired:
+/// the next attempt re-resolves), is a [`Failure::Retry`]; any other status is fatal. `hub_checks`
+/// verifies the Hub's commit, content id and size headers, which only a request that went through
+/// `/resolve` carries.
+pub(crate) fn request(
+    http: &Http,
+    task: &Task<'_>,
+    url: &str,
+    range: ByteRange,
+    hub_checks: bool,
+) -> Result<Response, Failure> {
+    let sent = match range {
+        ByteRange::Whole => http.get(url, None),
+        ByteRange::From(start) => http.get(url, Some(start)),
+        ByteRange::Closed(start, end) => http.get_range(url, start, end),
+    };
+    let mut resp = sent.map_err(Failure::network)?;
+    if hub_checks {
+        check_hub_headers(task, &resp)?;
+    }
+    match resp.status {
+        200 | 206 | 416 => Ok(resp),
+        s if is_retryable_status(s) => Err(retry_status(&mut resp, task, "")),
+        401 | 403 if is_cdn(http, &resp) => Err(retry_status(
+            &mut resp,
+            task,
+            "signed download URL rejected; re-resolving",
+        )),
+        _ => Err(Failure::Fatal(status_error(
+            &mut resp,
+            task.file.repo,
+            Some(task.file.path),
+            None,
+        ))),
+    }
+}
+
 /// One request: stream whatever the server sends for the rest of the file into the partial.
 fn attempt(
     http: &Http,
@@ -329,21 +500,13 @@ fn attempt(
     part: &mut Partial,
     buf: &mut [u8],
 ) -> Result<(), Failure> {
-    let range = (part.len > 0).then_some(part.len);
-    let mut resp = match http.get(&task.url, range) {
-        Ok(r) => r,
-        Err(e @ Error::Network { .. }) => {
-            return Err(Failure::Retry {
-                error: e,
-                retry_after: None,
-                status: None,
-            });
-        }
-        Err(e) => return Err(Failure::Fatal(e)),
+    let range = match part.len {
+        0 => ByteRange::Whole,
+        n => ByteRange::From(n),
     };
-    check_hub_headers(task, &resp)?;
+    let mut resp = request(http, task, &task.url, range, true)?;
     match resp.status {
-        206 => check_content_range(task, &resp, part.len)?,
+        206 => check_content_range(task, &resp, part.len, None)?,
         200 => {
             check_content_length(task, &resp)?;
             if part.len > 0 {
@@ -355,9 +518,9 @@ fn attempt(
                 })?;
             }
         }
-        416 => {
-            // The server says our offset is past its end although the listing says otherwise:
-            // whatever we hold cannot be trusted.
+        _ => {
+            // 416: the server says our offset is past its end although the listing says
+            // otherwise: whatever we hold cannot be trusted.
             part.restart(task)?;
             reporter.rewind(0);
             return Err(retry_status(
@@ -365,22 +528,6 @@ fn attempt(
                 task,
                 "range not satisfiable; restarting",
             ));
-        }
-        s if is_retryable_status(s) => return Err(retry_status(&mut resp, task, "")),
-        401 | 403 if is_cdn(http, &resp) => {
-            return Err(retry_status(
-                &mut resp,
-                task,
-                "signed download URL rejected; re-resolving",
-            ));
-        }
-        _ => {
-            return Err(Failure::Fatal(status_error(
-                &mut resp,
-                task.file.repo,
-                Some(task.file.path),
-                None,
-            )));
         }
     }
     stream_body(http, reporter, task, part, resp, buf)
@@ -396,42 +543,17 @@ fn stream_body(
 ) -> Result<(), Failure> {
     let url = resp.url.clone();
     let mut body = resp.inner.into_body().into_reader();
+    let cancel = reporter.cancel().clone();
     while part.len < task.file.size {
         let want = (task.file.size - part.len).min(buf.len() as u64) as usize;
-        let n = match body.read(&mut buf[..want]) {
-            Ok(0) => {
-                return Err(Failure::Retry {
-                    error: Error::Network {
-                        url: redact(&url),
-                        file: None,
-                        message: format!(
-                            "connection closed at byte {} of {}",
-                            part.len, task.file.size
-                        ),
-                        last_status: None,
-                    },
-                    retry_after: None,
-                    status: None,
-                });
-            }
-            Ok(n) => n,
-            Err(e)
-                if e.kind() == std::io::ErrorKind::Interrupted
-                    && !reporter.cancel().is_cancelled() =>
-            {
-                continue;
-            }
-            Err(e) => match body_error(reporter.cancel(), &url, e) {
-                err @ Error::Network { .. } => {
-                    return Err(Failure::Retry {
-                        error: err,
-                        retry_after: None,
-                        status: None,
-                    });
-                }
-                other => return Err(Failure::Fatal(other)),
-            },
-        };
+        let n = read_some(
+            &mut body,
+            &mut buf[..want],
+            &cancel,
+            &url,
+            part.len,
+            task.file.size,
+        )?;
         part.append(task, &buf[..n])?;
         reporter.advance(task.file, n as u64)?;
         http.throttle(n as u64)?;
@@ -439,7 +561,36 @@ fn stream_body(
     Ok(())
 }
 
-fn retry_status(resp: &mut Response, task: &Task<'_>, note: &str) -> Failure {
+/// One read from a body that should go on: `Ok(n)` with `n > 0`, a retryable failure when the
+/// connection ended early or broke (`at` of `size` names where), `Cancelled` when asked to stop.
+pub(crate) fn read_some(
+    body: &mut impl Read,
+    buf: &mut [u8],
+    cancel: &Cancel,
+    url: &str,
+    at: u64,
+    size: u64,
+) -> Result<usize, Failure> {
+    loop {
+        match body.read(buf) {
+            Ok(0) => {
+                return Err(Failure::network(Error::Network {
+                    url: redact(url),
+                    file: None,
+                    message: format!("connection closed at byte {at} of {size}"),
+                    last_status: None,
+                }));
+            }
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && !cancel.is_cancelled() => {
+                continue;
+            }
+            Err(e) => return Err(Failure::network(body_error(cancel, url, e))),
+        }
+    }
+}
+
+pub(crate) fn retry_status(resp: &mut Response, task: &Task<'_>, note: &str) -> Failure {
     let retry_after = resp
         .header("retry-after")
         .and_then(|v| parse_retry_after(v, SystemTime::now()));
@@ -539,21 +690,39 @@ fn check_content_length(task: &Task<'_>, resp: &Response) -> Result<(), Failure>
     Ok(())
 }
 
-fn check_content_range(task: &Task<'_>, resp: &Response, offset: u64) -> Result<(), Failure> {
+/// Checks the `Content-Range` of a `206`: it must start at `start`, end at `end` (inclusive) when
+/// one was asked for, and name the expected total size. Anything else is retried: the bytes
+/// would land at the wrong offset.
+pub(crate) fn check_content_range(
+    task: &Task<'_>,
+    resp: &Response,
+    start: u64,
+    end: Option<u64>,
+) -> Result<(), Failure> {
     let header = resp.header("content-range").unwrap_or("");
     match parse_content_range(header) {
-        Some((start, _end, Some(total))) if start == offset && total == task.file.size => Ok(()),
-        _ => Err(Failure::Retry {
-            error: Error::InvalidResponse {
-                url: redact(&resp.url),
-                message: format!(
-                    "Content-Range {header:?} does not continue at byte {offset} of {}",
-                    task.file.size
-                ),
-            },
-            retry_after: None,
-            status: Some(206),
-        }),
+        Some((a, b, Some(total)))
+            if a == start && end.is_none_or(|e| e == b) && total == task.file.size =>
+        {
+            Ok(())
+        }
+        _ => {
+            let size = task.file.size;
+            let message = match end {
+                Some(e) => format!("Content-Range {header:?} is not bytes {start}-{e}/{size}"),
+                None => {
+                    format!("Content-Range {header:?} does not continue at byte {start} of {size}")
+                }
+            };
+            Err(Failure::Retry {
+                error: Error::InvalidResponse {
+                    url: redact(&resp.url),
+                    message,
+                },
+                retry_after: None,
+                status: Some(206),
+            })
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! Randomized crash test: SIGKILL the CLI at random byte offsets, move `main` to new commits between
 //! some kills (changing some files, keeping others), then let it finish. Every file must verify,
 //! nothing outside the cache folder may appear, and the hub must not have served more than the
-//! repo size plus one checkpoint interval per kill plus the files whose content changed.
+//! repo size plus one checkpoint interval per kill (per connection, for parallel pulls) plus the
+//! files whose content changed. The parallel variant kills `--connections 4` pulls, whose big files
+//! have holes, and finishes with one or four connections.
 //!
 //! Ignored in the default run because it takes a while; `.ci/run` runs it with
 //! `cargo test --test kill -- --ignored`. The seed is fixed for one run and random for another;
@@ -63,9 +65,10 @@ fn files_for(version: u64, changed: &[bool; 3]) -> Vec<MockFile> {
     ]
 }
 
-fn run_scenario(seed: u64, kills: u32) {
-    println!("kill test seed {seed} ({kills} kills)");
+fn run_scenario(seed: u64, kills: u32, connections: u32) {
+    println!("kill test seed {seed} ({kills} kills, {connections} connection(s))");
     let mut rng = Rng(seed | 1);
+    let connections_arg = connections.to_string();
     let hub = MockHub::start();
     let mut version = 1;
     let mut files = files_for(version, &[false; 3]);
@@ -82,6 +85,8 @@ fn run_scenario(seed: u64, kills: u32) {
             .env_remove("HF_TOKEN")
             .args([
                 "--json",
+                "--connections",
+                &connections_arg,
                 "--token",
                 "",
                 "--endpoint",
@@ -127,10 +132,15 @@ fn run_scenario(seed: u64, kills: u32) {
     }
 
     hub.set_rate_limit(None);
+    // A parallel partial must also finish with one connection.
+    let last = if rng.below(2) == 0 { 1 } else { connections };
+    println!("final pull with {last} connection(s)");
     let out = Command::new(env!("CARGO_BIN_EXE_resume-pull"))
         .env_remove("HF_TOKEN")
         .args([
             "--json",
+            "--connections",
+            &last.to_string(),
             "--token",
             "",
             "--endpoint",
@@ -190,7 +200,8 @@ fn run_scenario(seed: u64, kills: u32) {
     }
 
     let served = hub.bytes_served_total();
-    let bound = repo_size + u64::from(kills) * CHECKPOINT + changed_bytes + 64 * version;
+    let lost_per_kill = u64::from(connections) * CHECKPOINT;
+    let bound = repo_size + u64::from(kills) * lost_per_kill + changed_bytes + 64 * version;
     println!(
         "kill test: {kills} kills, {} files, {version} commits, served {served} bytes for a {repo_size}-byte repo \
          ({:.2}x), bound {bound}",
@@ -200,12 +211,9 @@ fn run_scenario(seed: u64, kills: u32) {
     assert!(served <= bound, "served {served} > bound {bound}");
 }
 
-#[test]
-#[ignore = "slow: run by .ci/run with --ignored"]
-fn random_kills_with_commit_moves_lose_at_most_a_checkpoint_each() {
-    let fixed = 0x5EED_1E40;
-    run_scenario(fixed, 6);
-    let seed = std::env::var("LEMON_PULL_KILL_SEED")
+/// `LEMON_PULL_KILL_SEED`, or a seed from the clock.
+fn random_seed() -> u64 {
+    std::env::var("LEMON_PULL_KILL_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| {
@@ -213,6 +221,21 @@ fn random_kills_with_commit_moves_lose_at_most_a_checkpoint_each() {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(1)
-        });
-    run_scenario(seed, 6);
+        })
+}
+
+#[test]
+#[ignore = "slow: run by .ci/run with --ignored"]
+fn random_kills_with_commit_moves_lose_at_most_a_checkpoint_each() {
+    let fixed = 0x5EED_1E40;
+    run_scenario(fixed, 6, 1);
+    run_scenario(random_seed(), 6, 1);
+}
+
+#[test]
+#[ignore = "slow: run by .ci/run with --ignored"]
+fn random_kills_of_parallel_pulls_lose_at_most_a_checkpoint_per_connection() {
+    let fixed = 0x5EED_4C04;
+    run_scenario(fixed, 6, 4);
+    run_scenario(random_seed(), 6, 4);
 }

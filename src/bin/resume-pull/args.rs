@@ -21,7 +21,10 @@ OPTIONS:
     --exclude <GLOB>      Skip files matching GLOB (repeatable)
     --with <REPO:PATH>    Also pull this exact file from another repository (repeatable)
     --max-rate <RATE>     Bandwidth cap in bytes/s over all connections (e.g. 50M, 20MiB)
+    --connections <N>     Ranged connections per file of 16 MiB or more, 1-64 [default: 1]
     --dry-run             Print where every file's bytes would come from; write nothing
+    --ca-bundle <FILE>    CA bundle (PEM, DER or folder) replacing the default roots
+                          [default: SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, system store]
     --offline             Use the cache only, no network (also HF_HUB_OFFLINE=1)
     --json                Newline-delimited JSON events on stdout; last line is the result
     --quiet               No progress output (errors are still printed)
@@ -44,8 +47,10 @@ pub struct Args {
     pub exclude: Vec<String>,
     pub with: Vec<String>,
     pub max_rate: Option<u64>,
+    pub connections: Option<u32>,
     pub dry_run: bool,
     pub offline: bool,
+    pub ca_bundle: Option<PathBuf>,
     pub json: bool,
     pub quiet: bool,
 }
@@ -99,8 +104,10 @@ pub fn parse(mut argv: impl Iterator<Item = std::ffi::OsString>) -> Result<Comma
             "--exclude" => args.exclude.push(value("GLOB")?),
             "--with" => args.with.push(value("REPO:PATH")?),
             "--max-rate" => args.max_rate = Some(parse_rate(&value("RATE")?)?),
+            "--connections" => args.connections = Some(parse_connections(&value("N")?)?),
             "--dry-run" => args.dry_run = true,
             "--offline" => args.offline = true,
+            "--ca-bundle" => args.ca_bundle = Some(PathBuf::from(value("FILE")?)),
             "--json" => args.json = true,
             "--quiet" | "-q" => args.quiet = true,
             _ => return Err(format!("unknown option {name}")),
@@ -116,6 +123,17 @@ pub fn parse(mut argv: impl Iterator<Item = std::ffi::OsString>) -> Result<Comma
     }
     args.repo = repo.ok_or("missing <REPO[:VARIANT]>")?;
     Ok(Command::Pull(Box::new(args)))
+}
+
+/// A whole number of connections in `1..=MAX_CONNECTIONS`.
+fn parse_connections(raw: &str) -> Result<u32, String> {
+    let max = lemon_pull::options::MAX_CONNECTIONS;
+    match raw.trim().parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "--connections {raw:?}: expected a number from 1 to {max}"
+        )),
+    }
 }
 
 /// `1500000`, `50M`, `50MB`, `20MiB`, `1G/s`: decimal `K`/`M`/`G`, binary `Ki`/`Mi`/`Gi`.
@@ -177,6 +195,21 @@ mod tests {
         assert_eq!(parse_rate("1.5G"), Ok(1_500_000_000));
         for bad in ["", "0", "-5M", "fast", "5X", "1e9"] {
             assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn connections() {
+        let Ok(Command::Pull(a)) = p(&["--connections", "8", "o/n"]) else {
+            panic!("should parse");
+        };
+        assert_eq!(a.connections, Some(8));
+        let Ok(Command::Pull(a)) = p(&["--connections=1", "o/n"]) else {
+            panic!("should parse");
+        };
+        assert_eq!(a.connections, Some(1));
+        for bad in ["0", "65", "-1", "two", ""] {
+            assert!(p(&["--connections", bad, "o/n"]).is_err(), "{bad}");
         }
     }
 

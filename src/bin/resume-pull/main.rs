@@ -17,8 +17,9 @@ use render::{Mode, Renderer, bytes, println_json, source_name};
 
 /// Exit status after SIGINT/SIGTERM, as shells report a death by SIGINT.
 const EXIT_INTERRUPTED: u8 = 130;
-/// If the pull has not wound down this long after a signal, exit anyway (the partial on disk is
-/// always a valid prefix, so nothing is lost).
+/// If the pull has not wound down this long after a signal, exit anyway: what the checkpoints (and,
+/// for a parallel partial, its segments record) say is on disk was fsync'd first, so at most the
+/// bytes since the last checkpoint are fetched again.
 const FORCE_EXIT_AFTER: Duration = Duration::from_secs(3);
 
 fn main() -> ExitCode {
@@ -70,7 +71,9 @@ fn run(a: Args) -> ExitCode {
     opts.exclude = a.exclude;
     opts.dry_run = a.dry_run;
     opts.offline = a.offline;
+    opts.ca_bundle = a.ca_bundle;
     opts.max_bytes_per_sec = a.max_rate;
+    opts.connections = a.connections.unwrap_or(1);
     opts.cancel = Some(token);
 
     let mut renderer = Renderer::new(mode);
