@@ -452,3 +452,108 @@ fn hf_hub_download_timeout_sets_the_stall_watchdog() {
         .any(|l| l["event"] == "retry");
     assert!(retried, "the stalled body was retried");
 }
+
+#[test]
+fn status_and_gc_commands() {
+    let (hub, old) = repo_with(200_000);
+    let cache = TempDir::new("cli-status");
+    assert!(
+        cli(&hub, cache.path())
+            .args(["--quiet", REPO])
+            .status()
+            .expect("pull")
+            .success()
+    );
+    let new = hub.commit(
+        REPO,
+        "main",
+        vec![MockFile::regular("config.json", b"{\"v\": 2}".to_vec())],
+    );
+    assert!(
+        cli(&hub, cache.path())
+            .args(["--quiet", REPO])
+            .status()
+            .expect("pull")
+            .success()
+    );
+
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .env_remove("HF_HUB_CACHE")
+            .arg("--cache-dir")
+            .arg(cache.path())
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let out = run(&["status", REPO]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("{new} [main]: committed")), "{text}");
+    assert!(text.contains(&format!("{old}: committed")), "{text}");
+
+    let out = run(&["--json", "gc", REPO]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["applied"], false);
+    assert_eq!(v["snapshots"][0]["name"], old.as_str());
+    let snaps = cache.path().join("models--org--model/snapshots");
+    assert!(snaps.join(&old).exists(), "dry run by default");
+    let out = run(&["gc", REPO, "--apply"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!snaps.join(&old).exists() && snaps.join(&new).exists());
+    assert_eq!(
+        run(&["status"]).status.code(),
+        Some(2),
+        "status needs a repo"
+    );
+    assert_eq!(
+        run(&["--apply", REPO]).status.code(),
+        Some(2),
+        "--apply only with gc"
+    );
+}
+
+#[test]
+fn help_and_readme_document_the_same_flags() {
+    let help = String::from_utf8(
+        Command::new(BIN)
+            .arg("--help")
+            .output()
+            .expect("help")
+            .stdout,
+    )
+    .expect("utf8");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let section = readme
+        .split("## `resume-pull` reference")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has a resume-pull reference section");
+    let flags = |text: &str| -> std::collections::BTreeSet<String> {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .filter(|w| {
+                w.starts_with("--")
+                    && w.len() > 2
+                    && w[2..].starts_with(|c: char| c.is_ascii_lowercase())
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    let (in_help, in_readme) = (flags(&help), flags(section));
+    assert!(!in_help.is_empty());
+    assert_eq!(
+        in_help, in_readme,
+        "flags in --help vs the README's reference section"
+    );
+    for cmd in ["status <REPO>", "gc <REPO>"] {
+        assert!(
+            help.contains(cmd) && section.contains(cmd),
+            "{cmd} documented in both"
+        );
+    }
+}

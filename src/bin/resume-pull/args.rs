@@ -8,6 +8,14 @@ resume-pull — resumable, verified Hugging Face model downloads
 
 USAGE:
     resume-pull [OPTIONS] <REPO[:VARIANT]>
+    resume-pull status <REPO> [--cache-dir DIR] [--json]
+    resume-pull gc <REPO> [--apply] [--cache-dir DIR] [--json]
+
+COMMANDS:
+    status <REPO>         Show each snapshot folder: committed or in progress, files, bytes
+                          present and missing, bytes a later pull could salvage
+    gc <REPO>             List (or with --apply remove) superseded snapshot folders and other
+                          tools' abandoned partials
 
 ARGS:
     <REPO[:VARIANT]>      Repository id (org/name), optionally with a GGUF variant (org/name:Q4_K_M)
@@ -28,6 +36,7 @@ OPTIONS:
     --offline             Use the cache only, no network (also HF_HUB_OFFLINE=1)
     --json                Newline-delimited JSON events on stdout; last line is the result
     --quiet               No progress output (errors are still printed)
+    --apply               With gc: really delete (gc is a dry run without it)
     -h, --help            Print this help
     -V, --version         Print the version
 
@@ -53,12 +62,15 @@ pub struct Args {
     pub ca_bundle: Option<PathBuf>,
     pub json: bool,
     pub quiet: bool,
+    pub apply: bool,
 }
 
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Command {
     Pull(Box<Args>),
+    Status(Box<Args>),
+    Gc(Box<Args>),
     Help,
     Version,
 }
@@ -66,16 +78,14 @@ pub enum Command {
 /// Parses arguments (without the program name). `Err` holds a usage message.
 pub fn parse(mut argv: impl Iterator<Item = std::ffi::OsString>) -> Result<Command, String> {
     let mut args = Args::default();
-    let mut repo: Option<String> = None;
+    let mut positional: Vec<String> = Vec::new();
     let mut only_positional = false;
     while let Some(raw) = argv.next() {
         let arg = raw
             .into_string()
             .map_err(|a| format!("argument {a:?} is not valid UTF-8"))?;
         if only_positional || !arg.starts_with('-') || arg == "-" {
-            if repo.replace(arg.clone()).is_some() {
-                return Err(format!("unexpected extra argument {arg:?}"));
-            }
+            positional.push(arg);
             continue;
         }
         let (name, inline) = match arg.split_once('=') {
@@ -109,6 +119,7 @@ pub fn parse(mut argv: impl Iterator<Item = std::ffi::OsString>) -> Result<Comma
             "--offline" => args.offline = true,
             "--ca-bundle" => args.ca_bundle = Some(PathBuf::from(value("FILE")?)),
             "--json" => args.json = true,
+            "--apply" => args.apply = true,
             "--quiet" | "-q" => args.quiet = true,
             _ => return Err(format!("unknown option {name}")),
         }
@@ -121,8 +132,24 @@ pub fn parse(mut argv: impl Iterator<Item = std::ffi::OsString>) -> Result<Comma
             return Err(format!("{name} takes no value"));
         }
     }
-    args.repo = repo.ok_or("missing <REPO[:VARIANT]>")?;
-    Ok(Command::Pull(Box::new(args)))
+    let (command, repo) = match positional.as_slice() {
+        [cmd, repo] if cmd == "status" => ("status", repo.clone()),
+        [cmd, repo] if cmd == "gc" => ("gc", repo.clone()),
+        [repo] if repo != "status" && repo != "gc" => ("pull", repo.clone()),
+        [] => return Err("missing <REPO[:VARIANT]>".into()),
+        [cmd] => return Err(format!("{cmd} needs a <REPO>")),
+        [_, extra, ..] => return Err(format!("unexpected extra argument {extra:?}")),
+    };
+    if args.apply && command != "gc" {
+        return Err("--apply only goes with gc".into());
+    }
+    args.repo = repo;
+    let args = Box::new(args);
+    Ok(match command {
+        "status" => Command::Status(args),
+        "gc" => Command::Gc(args),
+        _ => Command::Pull(args),
+    })
 }
 
 /// A whole number of connections in `1..=MAX_CONNECTIONS`.

@@ -1,6 +1,7 @@
 //! `resume-pull`: pull a Hugging Face model into the local cache, resuming whatever is on disk.
 
 mod args;
+mod housekeeping;
 mod render;
 
 use std::io::IsTerminal;
@@ -33,6 +34,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(Command::Pull(a)) => run(*a),
+        Ok(Command::Status(a)) => housekeeping::run_status(&a),
+        Ok(Command::Gc(a)) => housekeeping::run_gc(&a),
         Err(msg) => {
             eprintln!("error: {msg}\n\n{USAGE}");
             ExitCode::from(2)
