@@ -195,24 +195,12 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
         dry_run: opts.dry_run,
     };
     if opts.dry_run {
-        for (unit, scan) in units.iter().zip(&scans) {
-            for l in salvage::judge_orphans(
-                &unit.cache,
-                &unit.listing.commit,
-                &unit.listing.files,
-                &unit.files,
-                &ids,
-                scan,
-            )
-            .into_iter()
-            .filter(|l| l.removable)
-            {
-                outcome.reclaimed.push(Reclaimed {
-                    repo: unit.listing.repo.clone(),
-                    snapshot: l.folder.name,
-                    bytes: l.bytes,
-                });
-            }
+        for (unit, l) in removable_orphans(&units, &scans, &ids) {
+            outcome.reclaimed.push(Reclaimed {
+                repo: unit.listing.repo.clone(),
+                snapshot: l.folder.name,
+                bytes: l.bytes,
+            });
         }
         return Ok(outcome);
     }
@@ -300,34 +288,22 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
     }
 
     commit(&units, &manifest_path)?;
-    for (unit, scan) in units.iter().zip(&scans) {
-        for l in salvage::judge_orphans(
-            &unit.cache,
-            &unit.listing.commit,
-            &unit.listing.files,
-            &unit.files,
-            &ids,
-            scan,
-        )
-        .into_iter()
-        .filter(|l| l.removable)
-        {
-            // Cleanup is a courtesy: the pull has committed, so a folder that cannot be removed
-            // now is left for the next pull rather than turned into a failure.
-            if salvage::remove_orphan(&l.folder.path).is_err() {
-                continue;
-            }
-            reporter.notify(&Event::Reclaimed {
-                repo: &unit.listing.repo,
-                snapshot: &l.folder.name,
-                bytes: l.bytes,
-            });
-            outcome.reclaimed.push(Reclaimed {
-                repo: unit.listing.repo.clone(),
-                snapshot: l.folder.name,
-                bytes: l.bytes,
-            });
+    for (unit, l) in removable_orphans(&units, &scans, &ids) {
+        // Cleanup is a courtesy: the pull has committed, so a folder that cannot be removed
+        // now is left for the next pull rather than turned into a failure.
+        if salvage::remove_orphan(&l.folder.path).is_err() {
+            continue;
         }
+        reporter.notify(&Event::Reclaimed {
+            repo: &unit.listing.repo,
+            snapshot: &l.folder.name,
+            bytes: l.bytes,
+        });
+        outcome.reclaimed.push(Reclaimed {
+            repo: unit.listing.repo.clone(),
+            snapshot: l.folder.name,
+            bytes: l.bytes,
+        });
     }
     outcome.totals = reporter.totals();
     reporter.notify(&Event::Complete {
@@ -417,6 +393,31 @@ fn salvage_one(
         bytes: file.size,
         how: planned.source,
     })
+}
+
+/// The orphaned snapshot folders of every repository that hold nothing a later pull could use.
+fn removable_orphans<'u>(
+    units: &'u [Unit],
+    scans: &[Scan],
+    ids: &IdIndex,
+) -> Vec<(&'u Unit, salvage::Leftover)> {
+    units
+        .iter()
+        .zip(scans)
+        .flat_map(|(unit, scan)| {
+            salvage::judge_orphans(
+                &unit.cache,
+                &unit.listing.commit,
+                &unit.listing.files,
+                &unit.files,
+                ids,
+                scan,
+            )
+            .into_iter()
+            .filter(|l| l.removable)
+            .map(move |l| (unit, l))
+        })
+        .collect()
 }
 
 /// Validated inputs of a pull.
