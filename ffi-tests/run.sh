@@ -281,7 +281,8 @@ if [ "$valgrind" = 1 ]; then
         fail "valgrind" "not installed (apt-get install valgrind)"
     elif check "compile test_c.c without sanitizers" gcc -std=c99 "${WARN_FLAGS[@]}" -g -O0 -Iinclude \
         ffi-tests/test_c.c "${link[@]}" -o "$bin/test_c_plain"; then
-        vg=(valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible --quiet)
+        vg=(valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible --quiet
+            --suppressions=ffi-tests/valgrind.supp)
         for phase in args oldstruct components; do
             run_program "valgrind test_c $phase" "${vg[@]}" "$bin/test_c_plain" "$phase" "$work/cache-valgrind-$phase"
         done
