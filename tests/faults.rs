@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use common::{Seen, TempDir, options, pull_recording, tree};
 use lemon_pull::{Error, Event, Flow, RetryPolicy, Status};
 use serde_json::Value;
-use support::mock_hub::{Content, Fault, MockFile, MockHub, Target, pseudo_random_bytes};
+use support::mock_hub::{Fault, MockFile, MockHub, Target, pseudo_random_bytes};
 
 const REPO: &str = "org/model";
 const BIG: usize = 6 << 20;
@@ -44,10 +44,7 @@ fn content(files: &[MockFile], path: &str) -> Vec<u8> {
         .iter()
         .find(|f| f.path == path)
         .expect("file in fixture");
-    match &f.content {
-        Content::Bytes(b) => b.to_vec(),
-        Content::File(p) => fs::read(p).expect("read fixture"),
-    }
+    f.bytes()
 }
 
 fn total_size(files: &[MockFile]) -> u64 {

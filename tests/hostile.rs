@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::{TempDir, options};
 use lemon_pull::{Error, PullOptions, Status};
-use support::mock_hub::{Content, Fault, MockFile, MockHub, Target, pseudo_random_bytes};
+use support::mock_hub::{Fault, MockFile, MockHub, Target, pseudo_random_bytes};
 
 const REPO: &str = "org/model";
 const BIG: usize = 3 << 20;
@@ -37,10 +37,7 @@ fn content(files: &[MockFile], path: &str) -> Vec<u8> {
         .iter()
         .find(|f| f.path == path)
         .expect("file in fixture");
-    match &f.content {
-        Content::Bytes(b) => b.to_vec(),
-        Content::File(p) => fs::read(p).expect("read fixture"),
-    }
+    f.bytes()
 }
 
 /// A sandbox: `root/cache` is the cache, `root/outside.txt` and `root/etc/passwd` are bait.

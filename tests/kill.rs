@@ -165,10 +165,7 @@ fn run_scenario(seed: u64, kills: u32, connections: u32) {
     .expect("json");
     let snap = std::path::PathBuf::from(result["snapshot_path"].as_str().expect("snapshot"));
     for f in &files {
-        let want = match &f.content {
-            support::mock_hub::Content::Bytes(b) => b.to_vec(),
-            support::mock_hub::Content::File(p) => std::fs::read(p).expect("fixture"),
-        };
+        let want = f.bytes();
         assert!(
             std::fs::read(snap.join(&f.path)).expect("file") == want,
             "{} verifies",

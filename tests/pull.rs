@@ -29,10 +29,7 @@ fn content(files: &[MockFile], path: &str) -> Vec<u8> {
         .iter()
         .find(|f| f.path == path)
         .expect("file in fixture");
-    match &f.content {
-        support::mock_hub::Content::Bytes(b) => b.to_vec(),
-        support::mock_hub::Content::File(p) => fs::read(p).expect("read fixture"),
-    }
+    f.bytes()
 }
 
 fn total_size(files: &[MockFile]) -> u64 {

@@ -117,6 +117,14 @@ impl MockFile {
             lfs: false,
         }
     }
+
+    /// The file's bytes (read from disk for `Content::File`), for tests comparing results.
+    pub fn bytes(&self) -> Vec<u8> {
+        match &self.content {
+            Content::Bytes(b) => b.to_vec(),
+            Content::File(p) => std::fs::read(p).expect("mock file readable"),
+        }
+    }
 }
 
 /// One request as the mock received it.
