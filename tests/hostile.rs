@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::{TempDir, options};
 use lemon_pull::{Error, PullOptions, Status};
-use support::mock_hub::{Fault, MockFile, MockHub, Target, pseudo_random_bytes};
+use support::mock_hub::{Fault, MockFile, MockHub, Target, content, pseudo_random_bytes};
 
 const REPO: &str = "org/model";
 const BIG: usize = 3 << 20;
@@ -30,14 +30,6 @@ fn model_files() -> Vec<MockFile> {
         MockFile::regular("tokenizer.json", pseudo_random_bytes(7, 200_000)),
         MockFile::lfs("model.safetensors", pseudo_random_bytes(1, BIG)),
     ]
-}
-
-fn content(files: &[MockFile], path: &str) -> Vec<u8> {
-    let f = files
-        .iter()
-        .find(|f| f.path == path)
-        .expect("file in fixture");
-    f.bytes()
 }
 
 /// A sandbox: `root/cache` is the cache, `root/outside.txt` and `root/etc/passwd` are bait.

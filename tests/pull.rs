@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use common::{Seen, TempDir, options, pull_recording, tree};
 use lemon_pull::{CancelToken, Error, Event, Flow, Status};
-use support::mock_hub::{Fault, MockFile, MockHub, Target, pseudo_random_bytes};
+use support::mock_hub::{
+    Fault, MockFile, MockHub, Target, content, pseudo_random_bytes, total_size,
+};
 
 const REPO: &str = "org/model";
 const BIG: usize = 6 << 20;
@@ -22,21 +24,6 @@ fn model_files() -> Vec<MockFile> {
         MockFile::lfs("model.safetensors", pseudo_random_bytes(1, BIG)),
         MockFile::lfs("small.bin", pseudo_random_bytes(2, 300_000)),
     ]
-}
-
-fn content(files: &[MockFile], path: &str) -> Vec<u8> {
-    let f = files
-        .iter()
-        .find(|f| f.path == path)
-        .expect("file in fixture");
-    f.bytes()
-}
-
-fn total_size(files: &[MockFile]) -> u64 {
-    files
-        .iter()
-        .map(|f| content(files, &f.path).len() as u64)
-        .sum()
 }
 
 fn assert_snapshot_matches(cache: &std::path::Path, sha: &str, files: &[MockFile]) {

@@ -127,6 +127,20 @@ impl MockFile {
     }
 }
 
+/// The bytes of the file at `path` in a fixture (panics if the fixture lacks it).
+pub fn content(files: &[MockFile], path: &str) -> Vec<u8> {
+    files
+        .iter()
+        .find(|f| f.path == path)
+        .expect("file in fixture")
+        .bytes()
+}
+
+/// The sum of the fixture's file sizes.
+pub fn total_size(files: &[MockFile]) -> u64 {
+    files.iter().map(|f| f.bytes().len() as u64).sum()
+}
+
 /// One request as the mock received it.
 #[derive(Clone, Debug)]
 pub struct RequestLog {
