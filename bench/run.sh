@@ -4,16 +4,19 @@
 #   bash bench/run.sh [SIZE_MIB] [ROUNDS]      (defaults: 1024 MiB, 3 rounds)
 #
 # Serves a generated repo (three LFS files of SIZE_MIB each) from the mock hub (release build,
-# its own process), keeps every cache on tmpfs, and prints medians over ROUNDS runs and ratios for:
+# its own process) with nginx as the CDN its signed redirects point to (a real web server is the
+# fairer baseline: it sends with sendfile and leaves the cores to the clients; installed with
+# apt-get if missing, the mock's own CDN when that fails or BENCH_NO_NGINX=1), keeps every cache
+# on tmpfs, and prints medians over ROUNDS runs and ratios for:
 #   1. single-connection throughput of resume-pull (sha256 verified) vs curl, same file;
 #   2. resume-pull's peak RSS during that pull;
 #   3. no-op pull of the complete multi-GB snapshot (wall time, process start included), minus the
 #      API round trip (curl's time_total for the API URL);
 #   4. orphan scan: a --dry-run on a cache with 50 in-progress snapshot folders x 200 files, minus
 #      the same dry run without them;
-#   5. with the mock capping each connection at 50 MB/s: 8 connections vs 1;
+#   5. with the CDN capping each connection at 50 MB/s: 8 connections vs 1;
 #   6. --max-rate 100M over 8 connections: average rate over the whole pull (>= 10 s at 1 GiB).
-# CPU use (resume-pull's and the mock hub's, in % of one core) is printed with each figure: on a
+# CPU use (resume-pull's and the CDN's, in % of one core) is printed with each figure: on a
 # machine with few cores the client, the mock hub and curl compete for them. Needs about
 # 7 x SIZE_MIB of free space in /dev/shm; takes about 3.5 minutes at the defaults.
 set -euo pipefail
@@ -26,12 +29,17 @@ CONN_CAP=50000000  # target 5, bytes/s per connection
 for tool in curl bc /usr/bin/time; do
   command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq curl bc time >/dev/null; }
 done
+if ! command -v nginx >/dev/null && [ -z "${BENCH_NO_NGINX:-}" ]; then
+  { apt-get update -qq && apt-get install -y -qq nginx-light; } >/dev/null 2>&1 ||
+    echo "nginx could not be installed: the mock hub serves the CDN too" >&2
+fi
 
 cargo build --release --locked --quiet --bin resume-pull --example mock-hub
 work=$(mktemp -d /dev/shm/lemon-pull-bench.XXXXXX)
-hub_pid=
+hub_pid= nginx_pid=
 cleanup() {
   [ -n "$hub_pid" ] && kill "$hub_pid" 2>/dev/null || true
+  [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -41,7 +49,44 @@ mkdir -p "$work/repo"
 for f in model.gguf part-2.gguf part-3.gguf; do
   head -c $((SIZE_MIB << 20)) /dev/urandom >"$work/repo/$f"
 done
-./target/release/examples/mock-hub --repo bench/model "$work/repo" >"$work/hub.log" 2>&1 &
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# nginx serves each file as /cdn/<sha256> (a hardlink) on two ports: as fast as it can, and capped
+# at CONN_CAP per connection (target 5). Its host name (localhost) differs from the hub's
+# (127.0.0.1), as the Hub's CDN does.
+cdn_fast= cdn_capped=
+if command -v nginx >/dev/null && command -v python3 >/dev/null && [ -z "${BENCH_NO_NGINX:-}" ]; then
+  mkdir -p "$work/nginx/cdn"
+  for f in "$work"/repo/*; do
+    ln "$f" "$work/nginx/cdn/$(sha256sum "$f" | cut -d' ' -f1)"
+  done
+  fast_port=$(free_port) capped_port=$(free_port)
+  cat >"$work/nginx/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 256; }
+http {
+  access_log off;
+  sendfile on;
+  default_type application/octet-stream;
+  client_body_temp_path $work/nginx/tmp;
+  server { listen localhost:$fast_port; root $work/nginx; }
+  server { listen localhost:$capped_port; root $work/nginx; limit_rate $((CONN_CAP / 1024))k; }
+}
+EOF
+  nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>>"$work/nginx/error.log" &
+  nginx_pid=$!
+  for _ in $(seq 1 50); do curl -s -o /dev/null "http://localhost:$fast_port/" && break; sleep 0.1; done
+  if kill -0 "$nginx_pid" 2>/dev/null; then
+    cdn_fast="http://localhost:$fast_port" cdn_capped="http://localhost:$capped_port"
+  else
+    echo "nginx did not start ($(tail -n 1 "$work/nginx/error.log")): the mock hub serves the CDN too" >&2
+    nginx_pid=
+  fi
+fi
+./target/release/examples/mock-hub --repo bench/model ${cdn_fast:+--cdn-base "$cdn_fast"} "$work/repo" >"$work/hub.log" 2>&1 &
 hub_pid=$!
 for _ in $(seq 1 600); do grep -q listening "$work/hub.log" && break; sleep 0.1; done
 endpoint=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/hub.log" | head -n 1)
@@ -54,8 +99,8 @@ ticks=$(getconf CLK_TCK)
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 now() { date +%s.%N; }
 calc() { echo "$1" | bc -l; }
-# CPU seconds the mock hub has used so far.
-hub_cpu() { awk -v t="$ticks" '{print ($14 + $15) / t}' "/proc/$hub_pid/stat"; }
+# CPU seconds the CDN (nginx or the mock hub) has used so far.
+cdn_cpu() { awk -v t="$ticks" '{print ($14 + $15) / t}' "/proc/${nginx_pid:-$hub_pid}/stat"; }
 # Runs resume-pull with the given arguments against the bench repo; sets $wall, $cpu (% of one
 # core) and $rss (KiB).
 pull() {
@@ -72,6 +117,11 @@ rate_mib() { calc "$1 / $2 / 1048576"; }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "file: $SIZE_MIB MiB per file, 3 files; rounds: $ROUNDS; caches and curl output on tmpfs"
+if [ -n "$cdn_fast" ]; then
+  echo "CDN: nginx $(nginx -v 2>&1 | cut -d/ -f2) at $cdn_fast (capped per connection: $cdn_capped)"
+else
+  echo "CDN: the mock hub itself"
+fi
 echo
 
 # ---- 1 + 2: single connection vs curl, peak RSS -----------------------------------------------
@@ -149,28 +199,33 @@ printf '4. orphan scan of 50 x 200 files: dry run %.1f ms with the orphans, %.1f
 rm -rf "$work/orphans" "$work/full"
 
 # ---- 5: 8 connections vs 1 with every connection capped at 50 MB/s -----------------------------
-curl -sf -X POST "$endpoint/admin/rate?bps=$CONN_CAP" >/dev/null
-p1_t=() p8_t=() p8_cpu=() p8_hub=() p8_rss=()
+if [ -n "$cdn_capped" ]; then
+  curl -sf -X POST "$endpoint/admin/cdn?base=$cdn_capped" >/dev/null
+else
+  curl -sf -X POST "$endpoint/admin/rate?bps=$CONN_CAP" >/dev/null
+fi
+p1_t=() p8_t=() p8_cpu=() p8_cdn=() p8_rss=()
 for round in $(seq 1 "$ROUNDS"); do
   rm -rf "$work/cache5"
   pull --cache-dir "$work/cache5" --include model.gguf --connections 1
   p1_t+=("$wall")
   rm -rf "$work/cache5"
-  h0=$(hub_cpu)
+  h0=$(cdn_cpu)
   pull --cache-dir "$work/cache5" --include model.gguf --connections 8
-  h1=$(hub_cpu)
+  h1=$(cdn_cpu)
   p8_t+=("$wall") p8_cpu+=("$cpu") p8_rss+=("$rss")
-  p8_hub+=("$(calc "($h1 - $h0) * 100 / $wall")")
-  printf '  round %d: 1 connection %.3f s, 8 connections %.3f s (resume-pull %.0f%% CPU, mock hub %.0f%% CPU, RSS %d KiB)\n' \
-    "$round" "${p1_t[-1]}" "$wall" "$cpu" "${p8_hub[-1]}" "$rss"
+  p8_cdn+=("$(calc "($h1 - $h0) * 100 / $wall")")
+  printf '  round %d: 1 connection %.3f s, 8 connections %.3f s (resume-pull %.0f%% CPU, CDN %.0f%% CPU, RSS %d KiB)\n' \
+    "$round" "${p1_t[-1]}" "$wall" "$cpu" "${p8_cdn[-1]}" "$rss"
 done
 rm -rf "$work/cache5"
 curl -sf -X POST "$endpoint/admin/rate?bps=0" >/dev/null
+curl -sf -X POST "$endpoint/admin/cdn?base=$cdn_fast" >/dev/null
 t1=$(printf '%s\n' "${p1_t[@]}" | median)
 t8=$(printf '%s\n' "${p8_t[@]}" | median)
-printf '5. per-connection cap 50 MB/s: 1 connection %.3f s = %.1f MB/s; 8 connections %.3f s = %.1f MB/s; ratio %.2f (target >= 6); CPU during 8: resume-pull %.0f%%, mock hub %.0f%% of one core (of %d)\n' \
-  "$t1" "$(calc "$bytes / $t1 / 1000000")" "$t8" "$(calc "$bytes / $t8 / 1000000")" "$(calc "$t1 / $t8")" \
-  "$(printf '%s\n' "${p8_cpu[@]}" | median)" "$(printf '%s\n' "${p8_hub[@]}" | median)" "$(nproc)"
+printf '5. per-connection cap 50 MB/s (%s): 1 connection %.3f s = %.1f MB/s; 8 connections %.3f s = %.1f MB/s; ratio %.2f (target >= 6); CPU during 8: resume-pull %.0f%%, CDN %.0f%% of one core (of %d)\n' \
+  "$([ -n "$cdn_capped" ] && echo "nginx limit_rate" || echo "mock hub")" "$t1" "$(calc "$bytes / $t1 / 1000000")" "$t8" "$(calc "$bytes / $t8 / 1000000")" "$(calc "$t1 / $t8")" \
+  "$(printf '%s\n' "${p8_cpu[@]}" | median)" "$(printf '%s\n' "${p8_cdn[@]}" | median)" "$(nproc)"
 
 # ---- 6: --max-rate over all connections ---------------------------------------------------------
 rate_t=()

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example mock-hub -- [--port N] [--repo org/name]
-//!     [--lfs-threshold BYTES] [--generate BYTES] DIR
+//!     [--lfs-threshold BYTES] [--generate BYTES] [--cdn-base URL] DIR
 //! ```
 //!
 //! Prints `mock-hub listening on http://127.0.0.1:PORT (repo org/name, commit <sha>)` and serves
@@ -11,6 +11,10 @@
 //! `curl -X POST 'http://127.0.0.1:PORT/admin/fault?target=anyfile&kind=drop&bytes=1000000'`,
 //! `curl -X POST 'http://127.0.0.1:PORT/admin/commit'` (re-scan DIR as a new commit of `main`),
 //! `curl 'http://127.0.0.1:PORT/admin/stats'`.
+//!
+//! `--cdn-base URL` (or `POST /admin/cdn?base=URL`, empty for this mock again) points the signed
+//! redirects at another server that serves each LFS file as `URL/cdn/<sha256>`: the benchmark
+//! puts nginx there, a real web server being the fairer baseline.
 
 #[allow(dead_code)]
 #[path = "../tests/support/mock_hub.rs"]
@@ -23,8 +27,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str =
-    "usage: mock-hub [--port N] [--repo org/name] [--lfs-threshold BYTES] [--generate BYTES] DIR";
+const USAGE: &str = "usage: mock-hub [--port N] [--repo org/name] [--lfs-threshold BYTES] [--generate BYTES] [--cdn-base URL] DIR";
 const DEFAULT_LFS_THRESHOLD: u64 = 1 << 20;
 /// Weights are stored through LFS whatever their size, as `.gitattributes` does on the Hub.
 const LFS_EXTENSIONS: [&str; 3] = ["gguf", "safetensors", "bin"];
@@ -34,6 +37,7 @@ struct Args {
     repo: Option<String>,
     lfs_threshold: u64,
     generate: Option<u64>,
+    cdn_base: Option<String>,
     dir: PathBuf,
 }
 
@@ -65,6 +69,7 @@ fn run(args: Args) -> io::Result<Infallible> {
     let dir = fs::canonicalize(&args.dir)?;
     let repo = args.repo.unwrap_or_else(|| default_repo(&dir));
     let hub = MockHub::start_on(args.port)?;
+    hub.set_cdn_base(args.cdn_base.as_deref());
     let sha = hub.try_commit(&repo, "main", scan(&dir, args.lfs_threshold)?)?;
     let threshold = args.lfs_threshold;
     hub.on_admin_commit(move |_, _| scan(&dir, threshold).map_err(|e| e.to_string()));
@@ -87,6 +92,7 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
         repo: None,
         lfs_threshold: DEFAULT_LFS_THRESHOLD,
         generate: None,
+        cdn_base: None,
         dir: PathBuf::new(),
     };
     let mut dir = None;
@@ -97,6 +103,7 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
             "--repo" => args.repo = Some(value("--repo")?),
             "--lfs-threshold" => args.lfs_threshold = number(&value("--lfs-threshold")?)?,
             "--generate" => args.generate = Some(number(&value("--generate")?)?),
+            "--cdn-base" => args.cdn_base = Some(value("--cdn-base")?),
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             _ if dir.is_some() => return Err("only one DIR".to_owned()),
             _ => dir = Some(PathBuf::from(arg)),

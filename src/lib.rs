@@ -16,6 +16,7 @@ pub mod checkpoint;
 pub mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
+pub(crate) mod hash_thread;
 pub mod housekeeping;
 pub(crate) mod http;
 pub mod hub;

@@ -195,7 +195,7 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
         dry_run: opts.dry_run,
     };
     if opts.dry_run {
-        for (unit, l) in removable_orphans(&units, &scans, &ids) {
+        for (unit, l) in removable_orphans(&units, &scans, None) {
             outcome.reclaimed.push(Reclaimed {
                 repo: unit.listing.repo.clone(),
                 snapshot: l.folder.name,
@@ -288,7 +288,7 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
     }
 
     commit(&units, &manifest_path)?;
-    for (unit, l) in removable_orphans(&units, &scans, &ids) {
+    for (unit, l) in removable_orphans(&units, &scans, Some(&ids)) {
         // Cleanup is a courtesy: the pull has committed, so a folder that cannot be removed
         // now is left for the next pull rather than turned into a failure.
         if salvage::remove_orphan(&l.folder.path).is_err() {
@@ -396,26 +396,24 @@ fn salvage_one(
 }
 
 /// The orphaned snapshot folders of every repository that hold nothing a later pull could use.
+/// `scans` were taken before salvage; with `rescan_ids` (salvage has moved files since) the folders
+/// are scanned again, else (a dry run) judged as scanned.
 fn removable_orphans<'u>(
     units: &'u [Unit],
     scans: &[Scan],
-    ids: &IdIndex,
+    rescan_ids: Option<&IdIndex>,
 ) -> Vec<(&'u Unit, salvage::Leftover)> {
     units
         .iter()
         .zip(scans)
-        .flat_map(|(unit, scan)| {
-            salvage::judge_orphans(
-                &unit.cache,
-                &unit.listing.commit,
-                &unit.listing.files,
-                &unit.files,
-                ids,
-                scan,
-            )
-            .into_iter()
-            .filter(|l| l.removable)
-            .map(move |l| (unit, l))
+        .flat_map(|(unit, before)| {
+            let rescanned =
+                rescan_ids.map(|ids| salvage::scan(&unit.cache, &unit.listing.commit, ids));
+            let now = rescanned.as_ref().unwrap_or(before);
+            salvage::judge_orphans(now, before, &unit.listing.files, &unit.files)
+                .into_iter()
+                .filter(|l| l.removable)
+                .map(move |l| (unit, l))
         })
         .collect()
 }

@@ -72,7 +72,8 @@ pub(crate) struct Scan {
 /// records where auxiliary files live (`download_path`), and from our verified-file stamps.
 #[derive(Debug, Default)]
 pub(crate) struct IdIndex {
-    ids: HashMap<(PathBuf, String), ContentId>,
+    /// Canonical folder → repo path → id: a scan looks a folder up once, then each file by `&str`.
+    ids: HashMap<PathBuf, HashMap<String, ContentId>>,
 }
 
 impl IdIndex {
@@ -93,17 +94,17 @@ impl IdIndex {
                         .entry(home)
                         .or_insert_with_key(|h| normalize(h))
                         .clone();
-                    index.ids.insert((home, f.name.clone()), id);
+                    index.ids.entry(home).or_default().insert(f.name, id);
                 }
             }
         }
         index
     }
 
-    /// The id recorded for `rel` in the folder whose canonical path is `folder` (canonicalise once
-    /// per folder with [`normalize`], not per file: a scan touches thousands of files).
-    fn get(&self, folder: &Path, rel: &str) -> Option<&ContentId> {
-        self.ids.get(&(folder.to_path_buf(), rel.to_string()))
+    /// The ids recorded for files of the folder whose canonical path is `folder` (canonicalise
+    /// once per folder with [`normalize`], not per file: a scan touches thousands of files).
+    fn folder(&self, folder: &Path) -> Option<&HashMap<String, ContentId>> {
+        self.ids.get(folder)
     }
 }
 
@@ -131,30 +132,30 @@ pub(crate) fn scan(cache: &RepoCache, target: &str, ids: &IdIndex) -> Scan {
     for (name, dir) in snapshot_folders(cache) {
         let mut files = Vec::new();
         walk(&dir, "", 0, &mut files);
-        let canonical = normalize(&dir);
+        let recorded = ids.folder(&normalize(&dir));
         let in_target = name == target;
         let has_manifest = dir.join(MANIFEST_NAME).is_file();
-        let committed =
-            !in_target && !has_manifest && !files.iter().any(|(_, _, partial)| *partial);
+        let committed = !in_target && !has_manifest && !files.iter().any(|f| f.partial);
         let stamps = Stamps::load(&cache.state_dir(), &name);
-        for (rel, path, partial) in files {
-            let Ok(meta) = fs::metadata(&path) else {
-                continue;
-            };
+        for Found {
+            rel,
+            path,
+            partial,
+            len,
+        } in files
+        {
             let stamped = if partial {
                 None
             } else {
                 stamps.verified_id(&rel, &path)
             };
             let verified = stamped.is_some();
-            let id = stamped.or_else(|| ids.get(&canonical, &rel).cloned());
+            let id = stamped.or_else(|| recorded.and_then(|r| r.get(&rel)).cloned());
             // A partial written by several connections has holes: rank it by the bytes it
             // really holds, not by its length.
             let len = match &id {
-                Some(id) if partial => {
-                    segments::usable_len(&cache.state_dir(), id, &path, meta.len())
-                }
-                _ => meta.len(),
+                Some(id) if partial => segments::usable_len(&cache.state_dir(), id, &path, len),
+                _ => len,
             };
             scan.candidates.push(Candidate {
                 snapshot: name.clone(),
@@ -285,8 +286,18 @@ fn lock_is_free(path: &Path) -> bool {
     }
 }
 
-/// Collects `(repo path, disk path, is_partial)` for every regular file below `dir`.
-fn walk(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<(String, PathBuf, bool)>) {
+/// A regular file below a snapshot folder.
+struct Found {
+    /// Repo path of the file it is (a copy or a partial of).
+    rel: String,
+    path: PathBuf,
+    partial: bool,
+    len: u64,
+}
+
+/// Collects every regular file below `dir`. Sizes come from `DirEntry::metadata`, which asks
+/// relative to the open folder instead of walking the whole path again for each file.
+fn walk(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<Found>) {
     if depth > MAX_DEPTH {
         return;
     }
@@ -308,10 +319,17 @@ fn walk(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<(String, PathBuf, 
         } else if ft.is_file() && depth == 0 && name == MANIFEST_NAME {
             continue;
         } else if ft.is_file() {
-            match rel.strip_suffix(PARTIAL_SUFFIX) {
-                Some(base) if !base.is_empty() => out.push((base.to_string(), entry.path(), true)),
-                _ => out.push((rel, entry.path(), false)),
-            }
+            let Ok(meta) = entry.metadata() else { continue };
+            let (rel, partial) = match rel.strip_suffix(PARTIAL_SUFFIX) {
+                Some(base) if !base.is_empty() => (base.to_string(), true),
+                _ => (rel, false),
+            };
+            out.push(Found {
+                rel,
+                path: entry.path(),
+                partial,
+                len: meta.len(),
+            });
         }
     }
 }
@@ -404,15 +422,14 @@ pub(crate) struct Leftover {
 /// commit but not selected this time, or unknown content under a path the new commit still has)
 /// keeps the whole folder.
 ///
-/// `before` is the scan taken before salvage: a folder that was in progress then still counts as an
-/// orphan even if moving its partials out has left it looking committed (or empty) now.
+/// `now` is a scan of the folders as they are; `before` the scan taken before salvage: a folder
+/// that was in progress then still counts as an orphan even if moving its partials out has left it
+/// looking committed (or empty) now. Without salvage (a dry run) both are the same scan.
 pub(crate) fn judge_orphans(
-    cache: &RepoCache,
-    target: &str,
+    now: &Scan,
+    before: &Scan,
     listing: &[RemoteFile],
     pulled: &[RemoteFile],
-    ids: &IdIndex,
-    before: &Scan,
 ) -> Vec<Leftover> {
     let was_in_progress: HashSet<&str> = before
         .folders
@@ -420,36 +437,37 @@ pub(crate) fn judge_orphans(
         .filter(|f| !f.committed)
         .map(|f| f.name.as_str())
         .collect();
-    let scan = scan(cache, target, ids);
     let pulled_ids: HashSet<&ContentId> = pulled.iter().map(|f| &f.id).collect();
     let pulled_paths: HashSet<&str> = pulled.iter().map(|f| f.path.as_str()).collect();
     let listed_ids: HashSet<&ContentId> = listing.iter().map(|f| &f.id).collect();
     let listed_paths: HashSet<&str> = listing.iter().map(|f| f.path.as_str()).collect();
-    let mut out = Vec::new();
-    for folder in scan
-        .folders
+    // Per folder: bytes held, and whether none of them is worth keeping. One pass over the
+    // candidates, not one per folder: a cache can hold thousands of files in dozens of folders.
+    let mut verdicts: HashMap<&str, (u64, bool)> = HashMap::new();
+    for c in &now.candidates {
+        let still_useful = match &c.id {
+            Some(id) => listed_ids.contains(id) && !pulled_ids.contains(id),
+            None => listed_paths.contains(c.rel.as_str()) && !pulled_paths.contains(c.rel.as_str()),
+        };
+        let verdict = verdicts.entry(c.snapshot.as_str()).or_insert((0, true));
+        verdict.0 += c.len;
+        verdict.1 &= !still_useful;
+    }
+    now.folders
         .iter()
         .filter(|f| !f.committed || was_in_progress.contains(f.name.as_str()))
-    {
-        let mut bytes = 0;
-        let mut removable = true;
-        for c in scan.candidates.iter().filter(|c| c.snapshot == folder.name) {
-            bytes += c.len;
-            let still_useful = match &c.id {
-                Some(id) => listed_ids.contains(id) && !pulled_ids.contains(id),
-                None => {
-                    listed_paths.contains(c.rel.as_str()) && !pulled_paths.contains(c.rel.as_str())
-                }
-            };
-            removable &= !still_useful;
-        }
-        out.push(Leftover {
-            folder: folder.clone(),
-            bytes,
-            removable,
-        });
-    }
-    out
+        .map(|folder| {
+            let (bytes, removable) = verdicts
+                .get(folder.name.as_str())
+                .copied()
+                .unwrap_or((0, true));
+            Leftover {
+                folder: folder.clone(),
+                bytes,
+                removable,
+            }
+        })
+        .collect()
 }
 
 /// Deletes an orphaned snapshot folder so that a crash half-way never leaves it looking committed:
@@ -457,7 +475,7 @@ pub(crate) fn judge_orphans(
 pub(crate) fn remove_orphan(dir: &Path) -> Result<()> {
     let mut files = Vec::new();
     walk(dir, "", 0, &mut files);
-    for (_, path, _) in files {
+    for Found { path, .. } in files {
         crate::cache::remove_file_if_exists(&path)?;
     }
     crate::cache::remove_file_if_exists(&dir.join(MANIFEST_NAME))?;

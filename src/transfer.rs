@@ -27,6 +27,7 @@ use crate::cache::{create_dir_all, fsync_dir, remove_file_if_exists};
 use crate::cancel::Cancel;
 use crate::checkpoint::{self, Checkpoint};
 use crate::error::{Error, Result};
+use crate::hash_thread::HashThread;
 use crate::http::{ByteRange, Http, Origin, Response, body_error, redact};
 use crate::hub::status_error;
 use crate::options::RetryPolicy;
@@ -35,9 +36,6 @@ use crate::progress::{Event, FileInfo, Reporter};
 use crate::retry::{Backoff, is_retryable_status, parse_retry_after};
 use crate::segments::Sidecar;
 use crate::verify::{ContentHasher, ContentId, hash_prefix, is_hex};
-
-/// Bytes read from the network per call; also the write size.
-pub(crate) const BUF_SIZE: usize = 1 << 20;
 
 /// One file to bring up to date.
 pub(crate) struct Task<'a> {
@@ -193,38 +191,45 @@ pub(crate) fn open_partial(task: &Task<'_>) -> Result<File> {
         .map_err(Error::io_at("open", &task.partial_path))
 }
 
-/// The sequential pass: one connection appending to the prefix on disk.
+/// The sequential pass: one connection appending to the prefix on disk, hashed on a thread beside
+/// it.
 fn sequential(
     http: &Http,
     retry: RetryPolicy,
     reporter: &mut Reporter<'_>,
     task: &Task<'_>,
 ) -> Result<Complete> {
-    let mut buf = vec![0u8; BUF_SIZE];
     let mut part = Partial::open(task, reporter)?;
     let start_offset = part.len;
     reporter.file_start(task.file, start_offset)?;
-    part.hash_existing(task, reporter)?;
-    if let Err(e) = download_rest(http, retry, reporter, task, &mut part, &mut buf) {
-        part.persist(task);
-        return Err(e);
+    let prefix = part.hash_existing(task, reporter)?;
+    let hashed = std::thread::scope(|scope| {
+        let mut hashing = HashThread::spawn(scope, prefix);
+        let streamed = download_rest(http, retry, reporter, task, &mut part, &mut hashing);
+        // Joined even after a failure: no thread outlives the transfer.
+        let hasher = hashing.finish();
+        streamed.and(hasher)
+    });
+    match hashed {
+        Ok(hasher) => Ok(Complete {
+            reused: if part.restarted { 0 } else { start_offset },
+            actual: hasher.finish(),
+            file: part.file,
+        }),
+        Err(e) => {
+            part.persist(task);
+            Err(e)
+        }
     }
-    Ok(Complete {
-        reused: if part.restarted { 0 } else { start_offset },
-        actual: part.hasher.finish(),
-        file: part.file,
-    })
 }
 
-/// The open partial file and the hash of its first `len` bytes.
+/// The open partial file: its first `len` bytes are on disk and handed to the hasher.
 struct Partial {
     file: File,
     len: u64,
-    hasher: ContentHasher,
     checkpointed: u64,
     /// Bytes on disk at the start were discarded during this attempt.
     restarted: bool,
-    prefix_hashed: bool,
 }
 
 impl Partial {
@@ -234,34 +239,33 @@ impl Partial {
         Ok(Partial {
             file,
             len: trusted,
-            hasher: task.id.hasher(task.file.size),
             checkpointed: trusted,
             restarted: false,
-            prefix_hashed: trusted == 0,
         })
     }
 
-    /// Hashes the bytes already on disk, so the final hash covers the whole file.
-    fn hash_existing(&mut self, task: &Task<'_>, reporter: &mut Reporter<'_>) -> Result<()> {
-        if !self.prefix_hashed {
+    /// Hashes the bytes already on disk, so the final hash covers the whole file, and positions
+    /// the file for appending. Returns the hasher of that prefix.
+    fn hash_existing(
+        &mut self,
+        task: &Task<'_>,
+        reporter: &mut Reporter<'_>,
+    ) -> Result<ContentHasher> {
+        let mut hasher = task.id.hasher(task.file.size);
+        if self.len > 0 {
             let cancel = reporter.cancel().clone();
-            hash_prefix(
-                &task.partial_path,
-                self.len,
-                &mut self.hasher,
-                &cancel,
-                |_| Ok(()),
-            )?;
-            self.prefix_hashed = true;
+            hash_prefix(&task.partial_path, self.len, &mut hasher, &cancel, |_| {
+                Ok(())
+            })?;
         }
         self.file
             .seek(SeekFrom::Start(self.len))
             .map_err(Error::io_at("seek", &task.partial_path))?;
-        Ok(())
+        Ok(hasher)
     }
 
     /// Discards everything and starts at byte 0.
-    fn restart(&mut self, task: &Task<'_>) -> Result<()> {
+    fn restart(&mut self, task: &Task<'_>, hashing: &mut HashThread<'_>) -> Result<()> {
         let path = &task.partial_path;
         self.file
             .set_len(0)
@@ -271,18 +275,27 @@ impl Partial {
             .map_err(Error::io_at("seek", path))?;
         self.len = 0;
         self.checkpointed = 0;
-        self.hasher = task.id.hasher(task.file.size);
+        hashing.reset(task.id.hasher(task.file.size))?;
         self.restarted = true;
         task.checkpoint.clear();
         Ok(())
     }
 
-    fn append(&mut self, task: &Task<'_>, data: &[u8]) -> Result<()> {
-        self.file
-            .write_all(data)
-            .map_err(|e| Error::io("write", &task.partial_path, e))?;
-        self.hasher.update(data);
-        self.len += data.len() as u64;
+    /// Writes the first `len` bytes of `buf` at the end of the partial and queues them for
+    /// hashing; checkpoints when an interval is full.
+    fn append(
+        &mut self,
+        task: &Task<'_>,
+        hashing: &mut HashThread<'_>,
+        buf: Vec<u8>,
+        len: usize,
+    ) -> Result<()> {
+        if let Err(e) = self.file.write_all(&buf[..len]) {
+            hashing.give_back(buf);
+            return Err(Error::io("write", &task.partial_path, e));
+        }
+        hashing.hash(buf, len)?;
+        self.len += len as u64;
         if self.len - self.checkpointed >= checkpoint::INTERVAL {
             self.file
                 .sync_data()
@@ -403,12 +416,12 @@ fn download_rest(
     reporter: &mut Reporter<'_>,
     task: &Task<'_>,
     part: &mut Partial,
-    buf: &mut [u8],
+    hashing: &mut HashThread<'_>,
 ) -> Result<()> {
     let mut retrier = Retrier::new(retry);
     while part.len < task.file.size {
         let before = part.len;
-        let Err(failure) = attempt(http, reporter, task, part, buf) else {
+        let Err(failure) = attempt(http, reporter, task, part, hashing) else {
             continue;
         };
         let plan = retrier.next(failure, part.len > before, task.file.path)?;
@@ -498,7 +511,7 @@ fn attempt(
     reporter: &mut Reporter<'_>,
     task: &Task<'_>,
     part: &mut Partial,
-    buf: &mut [u8],
+    hashing: &mut HashThread<'_>,
 ) -> Result<(), Failure> {
     let range = match part.len {
         0 => ByteRange::Whole,
@@ -510,7 +523,7 @@ fn attempt(
         200 => {
             check_content_length(task, &resp)?;
             if part.len > 0 {
-                part.restart(task)?;
+                part.restart(task, hashing)?;
                 reporter.rewind(0);
                 reporter.emit(&Event::Restart {
                     file: task.file,
@@ -521,7 +534,7 @@ fn attempt(
         _ => {
             // 416: the server says our offset is past its end although the listing says
             // otherwise: whatever we hold cannot be trusted.
-            part.restart(task)?;
+            part.restart(task, hashing)?;
             reporter.rewind(0);
             return Err(retry_status(
                 &mut resp,
@@ -530,33 +543,51 @@ fn attempt(
             ));
         }
     }
-    stream_body(http, reporter, task, part, resp, buf)
+    stream_body(http, reporter, task, part, resp, hashing)
 }
 
+/// Streams the body into the partial a buffer at a time. The bytes of a buffer are written once
+/// it is full (or the file ends) and also when the stream stops early, whatever the reason: a
+/// cancel or a dropped connection never loses bytes that arrived.
 fn stream_body(
     http: &Http,
     reporter: &mut Reporter<'_>,
     task: &Task<'_>,
     part: &mut Partial,
     resp: Response,
-    buf: &mut [u8],
+    hashing: &mut HashThread<'_>,
 ) -> Result<(), Failure> {
     let url = resp.url.clone();
     let mut body = resp.inner.into_body().into_reader();
     let cancel = reporter.cancel().clone();
-    while part.len < task.file.size {
-        let want = (task.file.size - part.len).min(buf.len() as u64) as usize;
-        let n = read_some(
-            &mut body,
-            &mut buf[..want],
-            &cancel,
-            &url,
-            part.len,
-            task.file.size,
-        )?;
-        part.append(task, &buf[..n])?;
-        reporter.advance(task.file, n as u64)?;
-        http.throttle(n as u64)?;
+    let size = task.file.size;
+    while part.len < size {
+        let mut buf = hashing.buffer()?;
+        let want = (size - part.len).min(buf.len() as u64) as usize;
+        let mut filled = 0;
+        let mut stopped = Ok(());
+        while filled < want {
+            let at = part.len + filled as u64;
+            let read = read_some(&mut body, &mut buf[filled..want], &cancel, &url, at, size);
+            match read {
+                Ok(n) => {
+                    filled += n;
+                    let paced = reporter
+                        .advance(task.file, n as u64)
+                        .and_then(|()| http.throttle(n as u64));
+                    if let Err(e) = paced {
+                        stopped = Err(Failure::Fatal(e));
+                        break;
+                    }
+                }
+                Err(failure) => {
+                    stopped = Err(failure);
+                    break;
+                }
+            }
+        }
+        part.append(task, hashing, buf, filled)?;
+        stopped?;
     }
     Ok(())
 }

@@ -485,8 +485,11 @@ fn cdn_down_while_the_hub_answers_keeps_the_partial() {
     let mut took_down = false;
     let started = Instant::now();
     let r = lemon_pull::pull(&o, &mut |ev: &Event<'_>| {
-        // The CDN goes down while the big file's first connection is still streaming.
-        if let Event::Progress { file, .. } = ev
+        // The CDN goes down when the big file's first connection has dropped: every retry
+        // re-resolves and is sent to the dead CDN.
+        if let Event::Retry {
+            file: Some(file), ..
+        } = ev
             && file.path == "model.safetensors"
             && !took_down
         {
@@ -498,7 +501,10 @@ fn cdn_down_while_the_hub_answers_keeps_the_partial() {
     let err = r.expect_err("CDN down");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(err.status(), Status::Network, "{err}");
-    assert!(matches!(&err, Error::Network { file: Some(f), .. } if f == "model.safetensors"));
+    assert!(
+        matches!(&err, Error::Network { file: Some(f), .. } if f == "model.safetensors"),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("model.safetensors"), "{err}");
     let snap = snapshot(cache.path(), &sha);
     let partial = fs::metadata(snap.join("model.safetensors.partial"))

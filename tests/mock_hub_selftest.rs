@@ -1538,6 +1538,22 @@ fn admin_routes_steer_the_hub() {
     assert_eq!(f.hub.bytes_served_total(), 0);
     assert!(f.hub.requests().is_empty(), "admin calls are not logged");
 
+    let (status, body) = admin("POST", "/admin/cdn?base=http://localhost:9/");
+    assert_eq!(
+        (status, body["cdn_base"].as_str()),
+        (200, Some("http://localhost:9/"))
+    );
+    assert!(
+        f.cdn_url("model.gguf")
+            .starts_with("http://localhost:9/cdn/")
+    );
+    assert_eq!(admin("POST", "/admin/cdn?base=ftp://x").0, 400);
+    assert_eq!(admin("POST", "/admin/cdn?base=").0, 200);
+    assert!(
+        f.cdn_url("model.gguf")
+            .starts_with(&format!("{}/cdn/", f.hub.cdn_base()))
+    );
+
     assert_eq!(admin("POST", "/admin/commit").0, 404, "no hook installed");
     f.hub.on_admin_commit(|repo, branch| {
         assert_eq!((repo, branch), (REPO, "main"));

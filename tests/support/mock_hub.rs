@@ -2881,6 +2881,17 @@ fn admin_action(shared: &Shared, req: &Request) -> Result<String, AdminError> {
             shared.lock().knobs.rate_limit = (bps > 0).then_some(bps);
             Ok(format!("{{\"bps\":{bps}}}"))
         }
+        "/admin/cdn" => {
+            // Where signed URLs point from now on: another server holding the blobs under
+            // `/cdn/<sha256>` (nginx in the benchmark), or this mock when `base` is empty.
+            let base = params.get("base").unwrap_or("");
+            if !(base.is_empty() || base.starts_with("http://") || base.starts_with("https://")) {
+                return Err(bad_param("base"));
+            }
+            shared.lock().knobs.cdn_base =
+                (!base.is_empty()).then(|| base.trim_end_matches('/').to_owned());
+            Ok(format!("{{\"cdn_base\":{}}}", json_str(base)))
+        }
         "/admin/stats" => {
             let requests = shared.lock().log.len();
             let total = shared.total_served.load(Ordering::SeqCst);
