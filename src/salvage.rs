@@ -126,59 +126,108 @@ fn snapshot_folders(cache: &RepoCache) -> Vec<(String, PathBuf)> {
     out
 }
 
-/// Lists every file copy in the repository's snapshot folders.
+/// Folders per scanning thread below which one thread does it all (spawning costs more).
+const FOLDERS_PER_THREAD: usize = 8;
+/// Scanning is mostly `stat` calls; a few threads overlap them, more only contend.
+const MAX_SCAN_THREADS: usize = 4;
+
+/// Lists every file copy in the repository's snapshot folders. A cache with many folders is
+/// scanned by a few scoped threads, each taking a contiguous run of folders; the result is in
+/// folder order either way.
 pub(crate) fn scan(cache: &RepoCache, target: &str, ids: &IdIndex) -> Scan {
-    let mut scan = Scan::default();
-    for (name, dir) in snapshot_folders(cache) {
-        let mut files = Vec::new();
-        walk(&dir, "", 0, &mut files);
-        let recorded = ids.folder(&normalize(&dir));
-        let in_target = name == target;
-        let has_manifest = dir.join(MANIFEST_NAME).is_file();
-        let committed = !in_target && !has_manifest && !files.iter().any(|f| f.partial);
-        let stamps = Stamps::load(&cache.state_dir(), &name);
-        for Found {
+    let folders = snapshot_folders(cache);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_SCAN_THREADS)
+        .min(folders.len() / FOLDERS_PER_THREAD)
+        .max(1);
+    let scan_run = |run: &[(String, PathBuf)]| {
+        let mut part = Scan::default();
+        for (name, dir) in run {
+            scan_folder(cache, target, ids, name, dir, &mut part);
+        }
+        part
+    };
+    let mut scan = if threads == 1 {
+        scan_run(&folders)
+    } else {
+        let per_thread = folders.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let runs: Vec<_> = folders
+                .chunks(per_thread)
+                .map(|run| s.spawn(move || scan_run(run)))
+                .collect();
+            let mut all = Scan::default();
+            for run in runs {
+                // A panic in a scanning thread is a bug of ours: pass it on as it is.
+                let part = run
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                all.candidates.extend(part.candidates);
+                all.folders.extend(part.folders);
+            }
+            all
+        })
+    };
+    scan_blobs(cache, &mut scan);
+    scan
+}
+
+/// Adds the files of one snapshot folder (and the folder itself, unless it is the target).
+fn scan_folder(
+    cache: &RepoCache,
+    target: &str,
+    ids: &IdIndex,
+    name: &str,
+    dir: &Path,
+    scan: &mut Scan,
+) {
+    let mut files = Vec::new();
+    walk(dir, "", 0, &mut files);
+    let recorded = ids.folder(&normalize(dir));
+    let in_target = name == target;
+    let has_manifest = dir.join(MANIFEST_NAME).is_file();
+    let committed = !in_target && !has_manifest && !files.iter().any(|f| f.partial);
+    let stamps = Stamps::load(&cache.state_dir(), name);
+    for Found {
+        rel,
+        path,
+        partial,
+        len,
+    } in files
+    {
+        let stamped = if partial {
+            None
+        } else {
+            stamps.verified_id(&rel, &path)
+        };
+        let verified = stamped.is_some();
+        let id = stamped.or_else(|| recorded.and_then(|r| r.get(&rel)).cloned());
+        // A partial written by several connections has holes: rank it by the bytes it really
+        // holds, not by its length.
+        let len = match &id {
+            Some(id) if partial => segments::usable_len(&cache.state_dir(), id, &path, len),
+            _ => len,
+        };
+        scan.candidates.push(Candidate {
+            snapshot: name.to_string(),
             rel,
             path,
             partial,
             len,
-        } in files
-        {
-            let stamped = if partial {
-                None
-            } else {
-                stamps.verified_id(&rel, &path)
-            };
-            let verified = stamped.is_some();
-            let id = stamped.or_else(|| recorded.and_then(|r| r.get(&rel)).cloned());
-            // A partial written by several connections has holes: rank it by the bytes it
-            // really holds, not by its length.
-            let len = match &id {
-                Some(id) if partial => segments::usable_len(&cache.state_dir(), id, &path, len),
-                _ => len,
-            };
-            scan.candidates.push(Candidate {
-                snapshot: name.clone(),
-                rel,
-                path,
-                partial,
-                len,
-                id,
-                verified,
-                committed,
-                in_target,
-            });
-        }
-        if !in_target {
-            scan.folders.push(Folder {
-                name,
-                path: dir,
-                committed,
-            });
-        }
+            id,
+            verified,
+            committed,
+            in_target,
+        });
     }
-    scan_blobs(cache, &mut scan);
-    scan
+    if !in_target {
+        scan.folders.push(Folder {
+            name: name.to_string(),
+            path: dir.to_path_buf(),
+            committed,
+        });
+    }
 }
 
 /// Name of the pseudo-folder reported for copies found in `blobs/`.
