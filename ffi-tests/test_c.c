@@ -331,6 +331,21 @@ static void phase_errors(const char *cache) {
     lemon_pull_result_free(&r);
 
     base_options(&o, cache);
+    o.ca_bundle = "/nonexistent/corp-ca.pem";
+    s = lemon_resume_pull(&o, &r);
+    snprintf(detail, sizeof detail, "status %d: %s", (int)s, or_null(r.error_message));
+    check("unreadable ca_bundle is INVALID_ARGUMENT naming it",
+          s == LEMON_STATUS_INVALID_ARGUMENT && contains(r.error_message, "/nonexistent/corp-ca.pem"), detail);
+    lemon_pull_result_free(&r);
+
+    base_options(&o, cache);
+    o.flags = LEMON_PULL_FLAG_OFFLINE;
+    s = lemon_resume_pull(&o, &r);
+    snprintf(detail, sizeof detail, "status %d: %s", (int)s, or_null(r.error_message));
+    check("offline with nothing cached is NOT_CACHED", s == LEMON_STATUS_NOT_CACHED && r.error_message != NULL, detail);
+    lemon_pull_result_free(&r);
+
+    base_options(&o, cache);
     o.flags = LEMON_PULL_FLAG_DRY_RUN;
     s = lemon_resume_pull(&o, &r);
     snapshot_dir(snap, sizeof snap, cache, env("LEMON_TEST_REPO"), env("LEMON_TEST_COMMIT"));
@@ -512,6 +527,18 @@ static void phase_resume(const char *cache) {
           r.snapshot_path == NULL && r.commit == NULL && r.error_message == NULL && r.repos == NULL, NULL);
     lemon_pull_result_free(&r);
     check("free twice is safe", r.status == LEMON_STATUS_OK, NULL);
+
+    /* The snapshot is complete now: an offline pull answers from the cache, downloading nothing. */
+    base_options(&o, cache);
+    gguf_only(&o, &pattern);
+    o.flags = LEMON_PULL_FLAG_OFFLINE;
+    s = lemon_resume_pull(&o, &r);
+    snprintf(detail, sizeof detail, "status %d downloaded %llu: %s", (int)s, (unsigned long long)r.bytes_downloaded,
+             or_null(r.error_message));
+    check("offline pull of the complete snapshot", s == LEMON_STATUS_OK && streq(r.snapshot_path, snap) &&
+                                                       r.bytes_downloaded == 0 && r.files == 1,
+          detail);
+    lemon_pull_result_free(&r);
 }
 
 typedef struct worker {

@@ -200,6 +200,12 @@ enum lemon_pull_flag
    * `snapshot_path` and `commit` name the snapshot a real pull would fill.
    */
   LEMON_PULL_FLAG_DRY_RUN = 1,
+  /**
+   * Answer from the cache alone, without any network call (as `HF_HUB_OFFLINE=1` does, which
+   * applies without the flag too): the snapshot `refs/<revision>` names must be complete and
+   * verify, else `LEMON_STATUS_NOT_CACHED`. Added after the first version.
+   */
+  LEMON_PULL_FLAG_OFFLINE = 2,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -462,6 +468,20 @@ typedef struct lemon_pull_options {
    * `struct_size` covers it.
    */
   uint32_t connections;
+  /**
+   * Bandwidth cap over all connections of the pull, in bytes per second (lemonade's tray
+   * setting); 0 = unlimited. Added after the first version, like the fields below: read only
+   * when `struct_size` covers it.
+   */
+  uint64_t max_bytes_per_sec;
+  /**
+   * CA bundle trusted for https instead of the default roots: a PEM file, a DER certificate or
+   * a folder of them (for corporate TLS inspection). NULL or "" = `SSL_CERT_FILE`,
+   * `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE`, else the operating system's trust store. A bundle
+   * that cannot be read or holds no certificate fails the call with
+   * `LEMON_STATUS_INVALID_ARGUMENT`.
+   */
+  const char *ca_bundle;
 } lemon_pull_options;
 
 /**

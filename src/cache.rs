@@ -142,6 +142,22 @@ pub fn partial_of(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// The cache-directory tag (<https://bford.info/cachedir/>) that huggingface_hub also writes at
+/// the root of the hub cache, so backup tools skip gigabytes of re-downloadable models.
+pub const CACHEDIR_TAG: &str = "CACHEDIR.TAG";
+const CACHEDIR_TAG_TEXT: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+# This file is a cache directory tag created by lemon-pull.\n\
+# For information about cache directory tags, see https://bford.info/cachedir/\n";
+
+/// Writes [`CACHEDIR_TAG`] at the cache root unless one is there already (whoever wrote it). Best
+/// effort: a read-only or odd cache root is no reason to fail a download.
+pub fn tag_cache_root(root: &Path) {
+    let tag = root.join(CACHEDIR_TAG);
+    if fs::symlink_metadata(&tag).is_err() && root.is_dir() {
+        let _ = write_atomic(&tag, CACHEDIR_TAG_TEXT.as_bytes());
+    }
+}
+
 /// `create_dir_all` with context.
 pub fn create_dir_all(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).map_err(Error::io_at("create folder", dir))
@@ -201,6 +217,30 @@ pub fn remove_file_if_exists(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_root_is_tagged_once_and_an_existing_tag_is_kept() {
+        let root = std::env::temp_dir().join(format!("lemon-pull-tag-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        tag_cache_root(&root);
+        assert!(
+            !root.exists(),
+            "a missing root is not created just for the tag"
+        );
+        fs::create_dir_all(&root).expect("root");
+        tag_cache_root(&root);
+        let text = fs::read_to_string(root.join(CACHEDIR_TAG)).expect("tag");
+        assert!(text.starts_with("Signature: 8a477f597d28d172789f06886806bc55"));
+        fs::write(
+            root.join(CACHEDIR_TAG),
+            "Signature: 8a477f597d28d172789f06886806bc55\nmine\n",
+        )
+        .expect("write");
+        tag_cache_root(&root);
+        let text = fs::read_to_string(root.join(CACHEDIR_TAG)).expect("tag");
+        assert!(text.ends_with("mine\n"), "someone else's tag is left alone");
+        fs::remove_dir_all(&root).expect("clean up");
+    }
 
     #[test]
     fn layout_paths() {

@@ -155,10 +155,14 @@ pub enum lemon_pull_flag {
     /// Plan only: resolve and report where every byte would come from, write nothing. The result's
     /// `snapshot_path` and `commit` name the snapshot a real pull would fill.
     DryRun = 1,
+    /// Answer from the cache alone, without any network call (as `HF_HUB_OFFLINE=1` does, which
+    /// applies without the flag too): the snapshot `refs/<revision>` names must be complete and
+    /// verify, else `LEMON_STATUS_NOT_CACHED`. Added after the first version.
+    Offline = 2,
 }
 
 /// All flag bits this version understands.
-const KNOWN_FLAGS: u32 = lemon_pull_flag::DryRun as u32;
+const KNOWN_FLAGS: u32 = lemon_pull_flag::DryRun as u32 | lemon_pull_flag::Offline as u32;
 
 /// One progress event. Passed to `lemon_progress_cb` by pointer; the struct and every string in it
 /// are borrowed and valid only until the callback returns. Copy what you keep.
@@ -313,6 +317,16 @@ pub struct lemon_pull_options {
     /// this library: keep the `.partial` for it. Added after the first version: read only when
     /// `struct_size` covers it.
     pub connections: u32,
+    /// Bandwidth cap over all connections of the pull, in bytes per second (lemonade's tray
+    /// setting); 0 = unlimited. Added after the first version, like the fields below: read only
+    /// when `struct_size` covers it.
+    pub max_bytes_per_sec: u64,
+    /// CA bundle trusted for https instead of the default roots: a PEM file, a DER certificate or
+    /// a folder of them (for corporate TLS inspection). NULL or "" = `SSL_CERT_FILE`,
+    /// `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE`, else the operating system's trust store. A bundle
+    /// that cannot be read or holds no certificate fails the call with
+    /// `LEMON_STATUS_INVALID_ARGUMENT`.
+    pub ca_bundle: *const c_char,
 }
 
 /// Per-repository results of a pull, owned by a `lemon_pull_result`. Opaque: read it with
@@ -630,6 +644,8 @@ impl lemon_pull_options {
             api_timeout_ms: millis(core.api_timeout),
             flags: 0,
             connections: core.connections,
+            max_bytes_per_sec: 0,
+            ca_bundle: ptr::null(),
         }
     }
 }
@@ -700,6 +716,8 @@ unsafe fn read_options(p: *const lemon_pull_options) -> Result<lemon_pull_option
         api_timeout_ms,
         flags,
         connections,
+        max_bytes_per_sec,
+        ca_bundle,
     );
     Ok(out)
 }
@@ -843,6 +861,7 @@ unsafe fn parse_options(p: *const lemon_pull_options) -> Result<Request, String>
         o.exclude = string_array(raw.exclude, raw.exclude_len, "exclude")?;
         o.variant = opt_setting(raw.variant, "variant")?;
         o.components = components(raw.components, raw.components_len)?;
+        o.ca_bundle = opt_setting(raw.ca_bundle, "ca_bundle")?.map(PathBuf::from);
     }
     let defaults = RetryPolicy::default();
     o.retry = RetryPolicy {
@@ -855,7 +874,9 @@ unsafe fn parse_options(p: *const lemon_pull_options) -> Result<Request, String>
     o.stall_timeout = ms_or(raw.stall_timeout_ms, o.stall_timeout);
     o.api_timeout = ms_or(raw.api_timeout_ms, o.api_timeout);
     o.dry_run = raw.flags & lemon_pull_flag::DryRun as u32 != 0;
+    o.offline = raw.flags & lemon_pull_flag::Offline as u32 != 0;
     o.connections = raw.connections.clamp(1, MAX_CONNECTIONS);
+    o.max_bytes_per_sec = (raw.max_bytes_per_sec > 0).then_some(raw.max_bytes_per_sec);
     Ok(Request {
         options: o,
         callback: raw.progress_cb,
@@ -1651,6 +1672,42 @@ mod tests {
             let req = unsafe { parse_options(&o) }.expect("valid");
             assert_eq!(req.options.connections, used, "{given}");
         }
+    }
+
+    #[test]
+    fn later_fields_are_read_only_within_struct_size() {
+        let mut o = init_options();
+        assert_eq!((o.max_bytes_per_sec, o.ca_bundle), (0, ptr::null()));
+        o.repo_id = c"org/name".as_ptr();
+        o.max_bytes_per_sec = 5_000_000;
+        o.ca_bundle = c"/etc/corp-ca.pem".as_ptr();
+        o.flags = lemon_pull_flag::Offline as u32;
+        // SAFETY: `o` is a full, valid options struct.
+        let req = unsafe { parse_options(&o) }.expect("valid");
+        assert_eq!(req.options.max_bytes_per_sec, Some(5_000_000));
+        assert_eq!(
+            req.options.ca_bundle.as_deref(),
+            Some(std::path::Path::new("/etc/corp-ca.pem"))
+        );
+        assert!(req.options.offline && !req.options.dry_run);
+
+        // A caller built against the header that ended with `connections`.
+        o.struct_size = offset_of!(lemon_pull_options, max_bytes_per_sec) as u32;
+        // SAFETY: `o` is a full struct, readable past the declared size.
+        let req = unsafe { parse_options(&o) }.expect("valid");
+        assert_eq!(req.options.max_bytes_per_sec, None, "past struct_size");
+        assert_eq!(req.options.ca_bundle, None, "past struct_size");
+
+        o.struct_size = size_of::<lemon_pull_options>() as u32;
+        o.max_bytes_per_sec = 0;
+        o.ca_bundle = c"".as_ptr();
+        // SAFETY: as above.
+        let req = unsafe { parse_options(&o) }.expect("valid");
+        assert_eq!(
+            (req.options.max_bytes_per_sec, req.options.ca_bundle),
+            (None, None),
+            "0 and \"\" keep the defaults"
+        );
     }
 
     #[test]

@@ -19,14 +19,7 @@ use crate::verify::hash_file;
 
 /// Whether the environment asks for offline mode (`HF_HUB_OFFLINE` = 1/true/yes/on).
 pub(crate) fn env_offline() -> bool {
-    std::env::var("HF_HUB_OFFLINE")
-        .map(|v| {
-            matches!(
-                v.trim().to_ascii_lowercase().as_str(),
-                "1" | "true" | "yes" | "on"
-            )
-        })
-        .unwrap_or(false)
+    crate::options::env_flag("HF_HUB_OFFLINE")
 }
 
 /// One repository to answer from the cache: the main one (with a selection) or a component file.

@@ -3,8 +3,10 @@
 //! Precedence, highest first — cache root: option > `HF_HUB_CACHE` > `HUGGINGFACE_HUB_CACHE` >
 //! `$HF_HOME/hub` > `$XDG_CACHE_HOME/huggingface/hub` > `~/.cache/huggingface/hub`; endpoint: option >
 //! `HF_ENDPOINT` > `https://huggingface.co`; token: option > `HF_TOKEN` > `HUGGING_FACE_HUB_TOKEN` >
-//! the file at `HF_TOKEN_PATH` > `$HF_HOME/token` (default `~/.cache/huggingface/token`); stall
-//! timeout: option > `HF_HUB_DOWNLOAD_TIMEOUT` > 60 s; offline: option or `HF_HUB_OFFLINE=1`.
+//! the file at `HF_TOKEN_PATH` > `$HF_HOME/token` (default `~/.cache/huggingface/token`), where
+//! `HF_HUB_DISABLE_IMPLICIT_TOKEN=1` turns off everything after the option, as in huggingface_hub;
+//! stall timeout: option > `HF_HUB_DOWNLOAD_TIMEOUT` > 60 s; offline: option or `HF_HUB_OFFLINE=1`.
+//! Boolean variables are true when set to `1`, `true`, `yes` or `on` (any case).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -182,6 +184,16 @@ fn env_download_timeout() -> Option<Duration> {
     (secs.is_finite() && secs > 0.0 && secs < 1e9).then(|| Duration::from_secs_f64(secs))
 }
 
+/// A boolean environment variable, read as huggingface_hub reads them.
+pub(crate) fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    })
+}
+
 fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
@@ -245,10 +257,14 @@ pub fn resolve_endpoint(explicit: Option<&str>) -> Result<String> {
 }
 
 /// The access token for `explicit` or from the environment / token file; `None` = anonymous.
+/// With `HF_HUB_DISABLE_IMPLICIT_TOKEN` set, only an explicit token is sent.
 pub fn resolve_token(explicit: Option<&str>) -> Option<String> {
     if let Some(t) = explicit {
         let t = t.trim();
         return (!t.is_empty()).then(|| t.to_string());
+    }
+    if env_flag("HF_HUB_DISABLE_IMPLICIT_TOKEN") {
+        return None;
     }
     for var in ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"] {
         if let Some(v) = env_nonempty(var) {

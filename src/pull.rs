@@ -152,6 +152,8 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
                 })
             })?);
         }
+        // The locks created the cache root if it was missing.
+        crate::cache::tag_cache_root(&req.cache_root);
     }
 
     let ids = IdIndex::build(&units.iter().map(|u| &u.cache).collect::<Vec<_>>());

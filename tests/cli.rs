@@ -274,6 +274,7 @@ fn cli_env(
         "HF_TOKEN",
         "HUGGING_FACE_HUB_TOKEN",
         "HF_TOKEN_PATH",
+        "HF_HUB_DISABLE_IMPLICIT_TOKEN",
         "HF_ENDPOINT",
         "HF_HOME",
         "HF_HUB_CACHE",
@@ -369,7 +370,7 @@ fn token_follows_the_documented_precedence() {
     let cache = t.path().join("cache");
     let ep = hub.endpoint();
     let cache_s = cache.display().to_string();
-    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a [&'a str], &'a str);
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a [&'a str], Option<&'a str>);
     let cases: Vec<Case> = vec![
         (
             vec![
@@ -377,7 +378,7 @@ fn token_follows_the_documented_precedence() {
                 ("HUGGING_FACE_HUB_TOKEN", "hf_legacy"),
             ],
             &["--token", "hf_flag"],
-            "hf_flag",
+            Some("hf_flag"),
         ),
         (
             vec![
@@ -385,19 +386,33 @@ fn token_follows_the_documented_precedence() {
                 ("HUGGING_FACE_HUB_TOKEN", "hf_legacy"),
             ],
             &[],
-            "hf_env",
+            Some("hf_env"),
         ),
         (
             vec![("HUGGING_FACE_HUB_TOKEN", "hf_legacy")],
             &[],
-            "hf_legacy",
+            Some("hf_legacy"),
         ),
         (
             vec![("HF_TOKEN_PATH", token_path.to_str().expect("utf8"))],
             &[],
-            "hf_file",
+            Some("hf_file"),
         ),
-        (vec![], &[], "hf_home_file"),
+        (vec![], &[], Some("hf_home_file")),
+        // As huggingface_hub: no token unless one is passed explicitly.
+        (
+            vec![
+                ("HF_TOKEN", "hf_env"),
+                ("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1"),
+            ],
+            &[],
+            None,
+        ),
+        (
+            vec![("HF_HUB_DISABLE_IMPLICIT_TOKEN", "true")],
+            &["--token", "hf_flag"],
+            Some("hf_flag"),
+        ),
     ];
     for (env, flags, want) in cases {
         hub.clear_requests();
@@ -413,8 +428,8 @@ fn token_follows_the_documented_precedence() {
         let _ = cli_env(&[("HF_HOME", &home)], &env, &args);
         let first = hub.requests().into_iter().next().expect("a request");
         assert_eq!(
-            first.authorization.as_deref(),
-            Some(format!("Bearer {want}").as_str()),
+            first.authorization,
+            want.map(|t| format!("Bearer {t}")),
             "{env:?} {flags:?}"
         );
     }

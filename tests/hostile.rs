@@ -73,6 +73,8 @@ impl Sandbox {
         let repo = "cache/models--org--model";
         let allowed = |p: &str| {
             p == "cache/"
+                // The cache-directory tag every pull leaves at the root (fixed name and text).
+                || p == "cache/CACHEDIR.TAG"
                 || p == format!("{repo}/")
                 || p == format!("{repo}/snapshots/")
                 || p.starts_with(&format!("{repo}/.lemon-pull/"))

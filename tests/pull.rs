@@ -60,6 +60,8 @@ fn fresh_pull_lands_in_lemonade_layout_and_verifies() {
         sha.as_bytes(),
         "refs/main is the bare sha, no newline"
     );
+    let tag = fs::read_to_string(cache.path().join("CACHEDIR.TAG")).expect("cache root tagged");
+    assert!(tag.starts_with("Signature: 8a477f597d28d172789f06886806bc55\n"));
     assert_eq!(out.totals.bytes_downloaded, total_size(&files));
     assert_eq!(hub.bytes_served_total(), total_size(&files));
     assert!(seen.contains(&Seen::Resolved(sha.clone())));
