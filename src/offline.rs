@@ -4,15 +4,22 @@
 //! complete in lemonade's sense (no manifest, no `.partial`), the selection must find its files,
 //! and every file we once verified must still match its stamp (re-hashed if its `stat` changed).
 //! No network call is made; anything missing is a clear [`Error::NotCached`].
+//!
+//! A snapshot folder alone cannot show a file that was never downloaded: huggingface_hub leaves no
+//! manifest when its `snapshot_download` stops between files. Where huggingface_hub (≥ 1.22) cached
+//! the commit's tree listing in `trees/<commit>.json`, the selection is made from that listing and
+//! every selected file must be on disk at its listed size; a component file that
+//! `.no_exist/<commit>/<path>` records as absent is reported as not in the repository.
 
 use std::path::{Path, PathBuf};
 
 use crate::cache::{MANIFEST_NAME, PARTIAL_SUFFIX, RepoCache};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
+use crate::hub::MAX_FILE_SIZE;
 use crate::progress::{Event, FileInfo, Reporter, Source};
 use crate::pull::{PlannedFile, PullOutcome, RepoOutcome};
-use crate::repo_path::is_commit_sha;
+use crate::repo_path::{is_commit_sha, validate_file_path};
 use crate::select::{Selection, select};
 use crate::stamps::Stamps;
 use crate::verify::hash_file;
@@ -43,12 +50,23 @@ pub(crate) fn pull(
         let cache = RepoCache::new(cache_root, w.repo);
         let commit = resolve(&cache, w.repo, w.revision)?;
         let snapshot = cache.snapshot_dir(&commit);
-        let files = complete_files(&snapshot, w.repo, &commit)?;
+        let on_disk = complete_files(&snapshot, w.repo, &commit)?;
+        let listed = cached_tree(&cache, &commit);
+        let files = listed.as_ref().unwrap_or(&on_disk);
         let rels: Vec<&str> = files.iter().map(|(rel, _)| rel.as_str()).collect();
         let chosen: Vec<usize> = match w.what {
             Ok(selection) => select(w.repo, &rels, selection)?,
             Err(path) => match rels.iter().position(|r| *r == path) {
                 Some(i) => vec![i],
+                None if known_absent(&cache, &commit, path) => {
+                    return Err(Error::FileNotFound {
+                        repo: w.repo.to_string(),
+                        path: path.to_string(),
+                        message: format!(
+                            "not in commit {commit} (recorded in .no_exist by huggingface_hub)"
+                        ),
+                    });
+                }
                 None => {
                     return Err(not_cached(
                         w.repo,
@@ -57,6 +75,22 @@ pub(crate) fn pull(
                 }
             },
         };
+        if listed.is_some() {
+            for &i in &chosen {
+                let (rel, size) = &files[i];
+                let have = on_disk.iter().find(|(r, _)| r == rel).map(|(_, n)| *n);
+                if have != Some(*size) {
+                    let state = have.map_or("missing".to_string(), |n| format!("{n} bytes"));
+                    return Err(not_cached(
+                        w.repo,
+                        format!(
+                            "snapshot {commit} is incomplete: {rel} is {state}, the cached tree \
+                             listing says {size} bytes"
+                        ),
+                    ));
+                }
+            }
+        }
         let stamps = Stamps::load(&cache.state_dir(), &commit);
         for i in chosen {
             cancel.check()?;
@@ -122,6 +156,48 @@ pub(crate) fn pull(
         reclaimed: Vec::new(),
         dry_run: false,
     })
+}
+
+/// Files of `commit` as huggingface_hub cached them in `trees/<commit>.json`
+/// (`{"format_version": 1, "files": {"<path>": {"size": N, …}}}`), sorted by path; `None` when
+/// there is no such file or it is not in that format. A listing with an unsafe path or an
+/// implausible size is ignored as a whole: it is a hint, never trusted over the folder itself.
+fn cached_tree(cache: &RepoCache, commit: &str) -> Option<Vec<(String, u64)>> {
+    #[derive(serde::Deserialize)]
+    struct TreeCache {
+        format_version: u32,
+        files: std::collections::BTreeMap<String, TreeFile>,
+    }
+    #[derive(serde::Deserialize)]
+    struct TreeFile {
+        size: u64,
+    }
+    let path = cache.dir().join("trees").join(format!("{commit}.json"));
+    let meta = std::fs::metadata(&path).ok()?;
+    if !meta.is_file() || meta.len() > MAX_TREE_CACHE_BYTES {
+        return None;
+    }
+    let tree: TreeCache = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+    if tree.format_version != 1 {
+        return None;
+    }
+    tree.files
+        .into_iter()
+        .map(|(rel, f)| {
+            let sane = validate_file_path("", &rel).is_ok() && f.size <= MAX_FILE_SIZE;
+            sane.then_some((rel, f.size))
+        })
+        .collect()
+}
+
+/// Bound on the size of a `trees/<commit>.json` read (the Hub lists at most a few 100k files).
+const MAX_TREE_CACHE_BYTES: u64 = 64 << 20;
+
+/// huggingface_hub's negative cache: `.no_exist/<commit>/<path>` records a 404 for that file.
+fn known_absent(cache: &RepoCache, commit: &str, path: &str) -> bool {
+    validate_file_path("", path).is_ok()
+        && crate::repo_path::join_repo_path(&cache.dir().join(".no_exist").join(commit), path)
+            .is_file()
 }
 
 fn not_cached(repo: &str, message: String) -> Error {

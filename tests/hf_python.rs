@@ -8,6 +8,7 @@
 mod common;
 mod support;
 
+use std::fs;
 use std::process::Command;
 
 use common::{TempDir, options};
@@ -114,4 +115,123 @@ fn huggingface_hub_reads_our_cache() {
         "{repo}"
     );
     assert_eq!(v["warnings"], serde_json::json!([]));
+}
+
+const SNAPSHOT_DOWNLOAD: &str = r#"
+import sys
+from huggingface_hub import snapshot_download
+print(snapshot_download(sys.argv[1]))
+"#;
+
+/// The other direction, with the real package making the cache state: huggingface_hub's
+/// `snapshot_download` fills `blobs/` + symlinks + `trees/<commit>.json`; we answer offline from
+/// it (and see a file it never downloaded), and an online pull of the same commit takes every byte
+/// from its blobs instead of the network, leaving its blobs in place.
+#[test]
+fn we_use_what_huggingface_hub_downloaded() {
+    let Some(py) = python() else { return };
+    let hub = MockHub::start();
+    let sha = hub.commit(
+        REPO,
+        "main",
+        vec![
+            MockFile::regular("config.json", b"{\"b\": 2}".to_vec()),
+            MockFile::lfs("sub/model.gguf", pseudo_random_bytes(3, 3 << 20)),
+            MockFile::lfs("extra.gguf", pseudo_random_bytes(4, 1 << 20)),
+        ],
+    );
+    let cache = TempDir::new("hf-python-made");
+    let out = Command::new(&py)
+        .env("HF_HUB_CACHE", cache.path())
+        .env("HF_ENDPOINT", hub.endpoint())
+        .env("HF_HUB_DISABLE_TELEMETRY", "1")
+        .env_remove("HF_HUB_OFFLINE")
+        .env_remove("HF_TOKEN")
+        .args(["-c", SNAPSHOT_DOWNLOAD, REPO])
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "snapshot_download failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let repo_dir = cache.path().join("models--org--model");
+    let snap = repo_dir.join("snapshots").join(&sha);
+    assert!(
+        fs::symlink_metadata(snap.join("sub/model.gguf"))
+            .expect("python's snapshot")
+            .file_type()
+            .is_symlink(),
+        "huggingface_hub links snapshots into blobs/"
+    );
+    assert!(
+        repo_dir.join("trees").join(format!("{sha}.json")).is_file(),
+        "huggingface_hub cached the tree listing"
+    );
+
+    let mut offline = options("http://127.0.0.1:9", cache.path(), REPO);
+    offline.offline = true;
+    let o = lemon_pull::pull(&offline, &mut Silent).expect("offline from python's snapshot");
+    assert_eq!((o.commit.as_str(), o.files), (sha.as_str(), 3));
+
+    // As if its download had stopped before extra.gguf: the folder alone would look complete.
+    let link = snap.join("extra.gguf");
+    let target = fs::read_link(&link).expect("link");
+    fs::remove_file(&link).expect("unlink");
+    let err = lemon_pull::pull(&offline, &mut Silent).expect_err("extra.gguf never downloaded");
+    assert_eq!(err.status(), lemon_pull::Status::NotCached, "{err}");
+    assert!(err.to_string().contains("extra.gguf"), "{err}");
+    std::os::unix::fs::symlink(&target, &link).expect("relink");
+
+    // Online, same commit: every byte comes from huggingface_hub's blobs.
+    hub.reset_counters();
+    let o = lemon_pull::pull(&options(&hub.endpoint(), cache.path(), REPO), &mut Silent)
+        .expect("online pull over python's cache");
+    assert_eq!(o.totals.bytes_downloaded, 0, "{:?}", o.plan);
+    assert_eq!(hub.bytes_served_total(), 0);
+    for (path, len) in [
+        ("config.json", 8),
+        ("sub/model.gguf", 3 << 20),
+        ("extra.gguf", 1 << 20),
+    ] {
+        assert_eq!(
+            fs::metadata(snap.join(path)).expect(path).len(),
+            len,
+            "{path}"
+        );
+    }
+    // Its complete snapshot is verified in place and left as it is, links and all.
+    assert!(
+        fs::symlink_metadata(snap.join("sub/model.gguf"))
+            .expect("still there")
+            .file_type()
+            .is_symlink()
+    );
+    let blobs = fs::read_dir(repo_dir.join("blobs")).expect("blobs").count();
+    assert_eq!(blobs, 3, "huggingface_hub's blobs are left alone");
+
+    // A new commit changes only config.json: the weights come from huggingface_hub's blobs into
+    // our snapshot (hardlinks), and only the new config crosses the network.
+    let new_config = b"{\"b\": 3, \"c\": true}".to_vec();
+    let sha2 = hub.commit(
+        REPO,
+        "main",
+        vec![
+            MockFile::regular("config.json", new_config.clone()),
+            MockFile::lfs("sub/model.gguf", pseudo_random_bytes(3, 3 << 20)),
+            MockFile::lfs("extra.gguf", pseudo_random_bytes(4, 1 << 20)),
+        ],
+    );
+    hub.reset_counters();
+    let o = lemon_pull::pull(&options(&hub.endpoint(), cache.path(), REPO), &mut Silent)
+        .expect("pull of the new commit");
+    assert_eq!(o.commit, sha2);
+    assert_eq!(hub.bytes_served_total(), new_config.len() as u64);
+    let snap2 = repo_dir.join("snapshots").join(&sha2);
+    let weights = fs::symlink_metadata(snap2.join("sub/model.gguf")).expect("weights");
+    assert!(weights.is_file() && weights.len() == 3 << 20);
+    assert!(
+        snap.join("sub/model.gguf").exists(),
+        "huggingface_hub's snapshot of the old commit still resolves"
+    );
 }

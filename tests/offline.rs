@@ -124,3 +124,96 @@ fn hf_hub_offline_environment_variable_is_honoured_by_the_cli() {
     let v: serde_json::Value = serde_json::from_str(&last).expect("json");
     assert_eq!(v["commit"], sha.as_str());
 }
+
+/// Writes `trees/<sha>.json` as huggingface_hub (>= 1.22) does after a `snapshot_download`.
+fn write_tree_listing(cache: &std::path::Path, sha: &str, format_version: u32) {
+    let listing = serde_json::json!({
+        "format_version": format_version,
+        "files": {
+            "config.json": {"size": 2, "blob_id": "9e26dfeeb6e641a33dae4961196235bdb965b21b"},
+            "m-Q4_K_M.gguf": {"size": 200_000, "blob_id": "1111111111111111111111111111111111111111",
+                "lfs_sha256": "a".repeat(64), "lfs_size": 200_000},
+            "m-Q8_0.gguf": {"size": 300_000, "blob_id": "2222222222222222222222222222222222222222",
+                "lfs_sha256": "b".repeat(64), "lfs_size": 300_000},
+        }
+    });
+    let trees = cache.join("models--org--model/trees");
+    fs::create_dir_all(&trees).expect("trees");
+    fs::write(
+        trees.join(format!("{sha}.json")),
+        serde_json::to_string_pretty(&listing).expect("json"),
+    )
+    .expect("write listing");
+}
+
+/// A snapshot folder cannot show a file whose download never started (huggingface_hub leaves no
+/// manifest); its cached tree listing can. With it, a selected file missing on disk is
+/// `NotCached`, not "no such variant", and a file of the wrong size is caught.
+#[test]
+fn huggingface_hubs_tree_listing_tells_what_is_missing() {
+    let (_hub, sha, cache) = setup();
+    let status = |repo: &str| {
+        lemon_pull::pull(&offline(cache.path(), repo), &mut Silent)
+            .err()
+            .map(|e| (e.status(), e.to_string()))
+    };
+    write_tree_listing(cache.path(), &sha, 1);
+    assert_eq!(
+        status("org/model:Q4_K_M"),
+        None,
+        "what was pulled is complete"
+    );
+    let (st, msg) = status("org/model:Q8_0").expect("never downloaded");
+    assert_eq!(st, Status::NotCached, "{msg}");
+    assert!(
+        msg.contains("m-Q8_0.gguf") && msg.contains("missing"),
+        "{msg}"
+    );
+    let (st, msg) = status(REPO).expect("the whole repo was never downloaded");
+    assert_eq!(st, Status::NotCached, "{msg}");
+
+    let snap = cache.path().join("models--org--model/snapshots").join(&sha);
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(snap.join("m-Q4_K_M.gguf"))
+        .expect("open");
+    f.set_len(150_000).expect("cut");
+    let (st, msg) = status("org/model:Q4_K_M").expect("cut short");
+    assert_eq!(st, Status::NotCached, "{msg}");
+    assert!(
+        msg.contains("150000 bytes") && msg.contains("200000"),
+        "{msg}"
+    );
+
+    // A listing in a format this version does not know is ignored: the folder answers alone.
+    write_tree_listing(cache.path(), &sha, 2);
+    assert_eq!(
+        status("org/model:Q8_0").map(|(s, _)| s),
+        Some(Status::FileNotFound)
+    );
+}
+
+/// huggingface_hub records a 404 as `.no_exist/<commit>/<path>`: such a component is not in the
+/// repository (`FileNotFound`); without the marker it is merely not cached.
+#[test]
+fn no_exist_marker_says_a_component_is_not_in_the_repository() {
+    let (_hub, sha, cache) = setup();
+    let mut o = offline(cache.path(), "org/model:Q4_K_M");
+    o.components = vec![lemon_pull::Component {
+        repo: REPO.to_string(),
+        path: "sub/missing.txt".to_string(),
+        revision: None,
+    }];
+    let err = lemon_pull::pull(&o, &mut Silent).expect_err("not there");
+    assert_eq!(err.status(), Status::NotCached, "{err}");
+    let marker = cache
+        .path()
+        .join("models--org--model/.no_exist")
+        .join(&sha)
+        .join("sub/missing.txt");
+    fs::create_dir_all(marker.parent().expect("parent")).expect("mkdir");
+    fs::write(&marker, b"").expect("marker");
+    let err = lemon_pull::pull(&o, &mut Silent).expect_err("known absent");
+    assert_eq!(err.status(), Status::FileNotFound, "{err}");
+    assert!(err.to_string().contains("sub/missing.txt"), "{err}");
+}
