@@ -235,3 +235,91 @@ fn we_use_what_huggingface_hub_downloaded() {
         "huggingface_hub's snapshot of the old commit still resolves"
     );
 }
+
+const HF_HUB_DOWNLOAD: &str = r#"
+import sys
+from huggingface_hub import hf_hub_download
+hf_hub_download(sys.argv[1], sys.argv[2])
+"#;
+
+/// A partial made by the real huggingface_hub: its download is killed (SIGKILL, so it cannot
+/// clean up), the partial sits untouched for a while, and our pull resumes from it instead of
+/// starting over.
+#[test]
+fn a_partial_left_by_a_killed_huggingface_hub_is_resumed() {
+    let Some(py) = python() else { return };
+    let hub = MockHub::start();
+    let data = pseudo_random_bytes(5, 8 << 20);
+    let sha = hub.commit(
+        REPO,
+        "main",
+        vec![MockFile::lfs("model.gguf", data.clone())],
+    );
+    hub.set_rate_limit(Some(2 << 20));
+    let cache = TempDir::new("hf-python-killed");
+    let mut child = Command::new(&py)
+        .env("HF_HUB_CACHE", cache.path())
+        .env("HF_ENDPOINT", hub.endpoint())
+        .env("HF_HUB_DISABLE_TELEMETRY", "1")
+        .env_remove("HF_HUB_OFFLINE")
+        .env_remove("HF_TOKEN")
+        .args(["-c", HF_HUB_DOWNLOAD, REPO, "model.gguf"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python");
+    let blobs = cache.path().join("models--org--model/blobs");
+    let started = std::time::Instant::now();
+    let incomplete = loop {
+        let found = fs::read_dir(&blobs).ok().and_then(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .find(|p| p.to_string_lossy().ends_with(".incomplete"))
+        });
+        if let Some(p) = found
+            && fs::metadata(&p).is_ok_and(|m| m.len() >= 1 << 20)
+        {
+            break p;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "huggingface_hub wrote no .incomplete in blobs/"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    child.kill().expect("SIGKILL");
+    child.wait().expect("wait");
+    let kept = fs::metadata(&incomplete).expect("left behind").len();
+    println!(
+        "huggingface_hub left {} ({kept} bytes)",
+        incomplete
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    );
+    // As if the user came back later: the partial has not changed for an hour.
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&incomplete)
+        .expect("open")
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+        .expect("age");
+
+    hub.set_rate_limit(None);
+    // Let the hub notice the dead connection before counting afresh.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    hub.reset_counters();
+    let o =
+        lemon_pull::pull(&options(&hub.endpoint(), cache.path(), REPO), &mut Silent).expect("pull");
+    assert_eq!(o.totals.bytes_salvaged, kept);
+    assert_eq!(
+        hub.bytes_served(REPO, "model.gguf"),
+        data.len() as u64 - kept
+    );
+    let ours = cache
+        .path()
+        .join("models--org--model/snapshots")
+        .join(&sha)
+        .join("model.gguf");
+    assert_eq!(fs::read(ours).expect("file"), data);
+}
