@@ -122,7 +122,13 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
                 what: Err(&c.path),
             });
         }
-        return offline::pull(&req.cache_root, &wanted, &mut reporter, &cancel);
+        // Offline writes nothing either way; the outcome still says what was asked.
+        return offline::pull(&req.cache_root, &wanted, &mut reporter, &cancel).map(|o| {
+            PullOutcome {
+                dry_run: opts.dry_run,
+                ..o
+            }
+        });
     }
     let http = Http::new(
         &HttpConfig {

@@ -270,15 +270,16 @@ impl Partial {
         self.file
             .set_len(0)
             .map_err(Error::io_at("truncate", path))?;
+        // From here the file is empty: if anything below fails, `persist` must not grow it back
+        // to the old length (zeros) and checkpoint that.
+        self.len = 0;
+        self.checkpointed = 0;
+        self.restarted = true;
+        task.checkpoint.clear();
         self.file
             .seek(SeekFrom::Start(0))
             .map_err(Error::io_at("seek", path))?;
-        self.len = 0;
-        self.checkpointed = 0;
-        hashing.reset(task.id.hasher(task.file.size))?;
-        self.restarted = true;
-        task.checkpoint.clear();
-        Ok(())
+        hashing.reset(task.id.hasher(task.file.size))
     }
 
     /// Writes the first `len` bytes of `buf` at the end of the partial and queues them for

@@ -18,24 +18,45 @@ use support::mock_hub::{MockFile, MockHub, pseudo_random_bytes};
 
 const REPO: &str = "org/model";
 
+/// Oldest huggingface_hub these tests expect: `trees/<commit>.json` and `.<8 hex>.incomplete`
+/// partials came with 1.22 and 1.18.
+const MIN_VERSION: (u32, u32) = (1, 22);
+
 fn python() -> Option<String> {
     let candidates = std::env::var("LEMON_PULL_HF_PYTHON")
         .ok()
         .into_iter()
         .chain(["python3".to_string()]);
+    let mut too_old = None;
     for py in candidates {
-        let ok = Command::new(&py)
-            .args(["-c", "import huggingface_hub"])
+        let Ok(out) = Command::new(&py)
+            .args([
+                "-c",
+                "import huggingface_hub; print(huggingface_hub.__version__)",
+            ])
             .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if ok {
+        else {
+            continue;
+        };
+        if !out.status.success() {
+            continue;
+        }
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        if (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= MIN_VERSION {
             return Some(py);
         }
+        too_old = Some(version);
     }
-    eprintln!(
-        "SKIP: no Python with huggingface_hub (set LEMON_PULL_HF_PYTHON; .ci/run installs it from PyPI)"
-    );
+    match too_old {
+        Some(v) => eprintln!(
+            "SKIP: huggingface_hub {v} is older than {}.{} (.ci/run installs 2.4.0 from PyPI)",
+            MIN_VERSION.0, MIN_VERSION.1
+        ),
+        None => eprintln!(
+            "SKIP: no Python with huggingface_hub (set LEMON_PULL_HF_PYTHON; .ci/run installs it from PyPI)"
+        ),
+    }
     None
 }
 
@@ -127,6 +148,7 @@ print(snapshot_download(sys.argv[1]))
 /// `snapshot_download` fills `blobs/` + symlinks + `trees/<commit>.json`; we answer offline from
 /// it (and see a file it never downloaded), and an online pull of the same commit takes every byte
 /// from its blobs instead of the network, leaving its blobs in place.
+#[cfg(unix)] // re-creates one of its symlinks
 #[test]
 fn we_use_what_huggingface_hub_downloaded() {
     let Some(py) = python() else { return };
