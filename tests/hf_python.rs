@@ -60,6 +60,29 @@ fn python() -> Option<String> {
     None
 }
 
+/// `script` run by the package against `cache`: online against `endpoint`, or offline (`None`),
+/// with the user's own token and endpoint out of the way.
+fn huggingface_hub(
+    py: &str,
+    cache: &std::path::Path,
+    endpoint: Option<&str>,
+    script: &str,
+    args: &[&str],
+) -> Command {
+    let mut c = Command::new(py);
+    c.env("HF_HUB_CACHE", cache)
+        .env("HF_HUB_DISABLE_TELEMETRY", "1")
+        .env_remove("HF_TOKEN")
+        .env_remove("HF_ENDPOINT")
+        .env_remove("HF_HUB_OFFLINE");
+    match endpoint {
+        Some(e) => c.env("HF_ENDPOINT", e),
+        None => c.env("HF_HUB_OFFLINE", "1"),
+    };
+    c.args(["-c", script]).args(args);
+    c
+}
+
 const SCRIPT: &str = r#"
 import json, sys
 from huggingface_hub import hf_hub_download, scan_cache_dir
@@ -104,11 +127,8 @@ fn huggingface_hub_reads_our_cache() {
     );
     assert!(r.is_err(), "paused");
 
-    let out = Command::new(&py)
-        .env("HF_HUB_CACHE", cache.path())
-        .env("HF_HUB_OFFLINE", "1")
-        .env("HF_HUB_DISABLE_TELEMETRY", "1")
-        .args(["-c", SCRIPT, REPO, "config.json", "sub/model.gguf"])
+    let files = [REPO, "config.json", "sub/model.gguf"];
+    let out = huggingface_hub(&py, cache.path(), None, SCRIPT, &files)
         .output()
         .expect("python");
     assert!(
@@ -163,15 +183,16 @@ fn we_use_what_huggingface_hub_downloaded() {
         ],
     );
     let cache = TempDir::new("hf-python-made");
-    let out = Command::new(&py)
-        .env("HF_HUB_CACHE", cache.path())
-        .env("HF_ENDPOINT", hub.endpoint())
-        .env("HF_HUB_DISABLE_TELEMETRY", "1")
-        .env_remove("HF_HUB_OFFLINE")
-        .env_remove("HF_TOKEN")
-        .args(["-c", SNAPSHOT_DOWNLOAD, REPO])
-        .output()
-        .expect("python");
+    let endpoint = hub.endpoint();
+    let out = huggingface_hub(
+        &py,
+        cache.path(),
+        Some(&endpoint),
+        SNAPSHOT_DOWNLOAD,
+        &[REPO],
+    )
+    .output()
+    .expect("python");
     assert!(
         out.status.success(),
         "snapshot_download failed: {}",
@@ -279,13 +300,9 @@ fn a_partial_left_by_a_killed_huggingface_hub_is_resumed() {
     );
     hub.set_rate_limit(Some(2 << 20));
     let cache = TempDir::new("hf-python-killed");
-    let mut child = Command::new(&py)
-        .env("HF_HUB_CACHE", cache.path())
-        .env("HF_ENDPOINT", hub.endpoint())
-        .env("HF_HUB_DISABLE_TELEMETRY", "1")
-        .env_remove("HF_HUB_OFFLINE")
-        .env_remove("HF_TOKEN")
-        .args(["-c", HF_HUB_DOWNLOAD, REPO, "model.gguf"])
+    let endpoint = hub.endpoint();
+    let args = [REPO, "model.gguf"];
+    let mut child = huggingface_hub(&py, cache.path(), Some(&endpoint), HF_HUB_DOWNLOAD, &args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
