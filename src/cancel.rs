@@ -91,7 +91,7 @@ impl Cancel {
         }
     }
 
-    /// Sleeps for `dur`, waking every [`POLL`] to honour cancellation.
+    /// Sleeps for `dur`, waking every 50 ms (`POLL`) to honour cancellation.
     pub fn sleep(&self, dur: Duration) -> Result<()> {
         let deadline = Instant::now() + dur;
         loop {

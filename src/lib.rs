@@ -6,7 +6,7 @@
 //! verified against its content id (sha256 for LFS files, git blob sha1 for the rest).
 //!
 //! The pipeline, one module per step: [`hub`] (resolve + list) → [`select`] → [`cache`] (lock,
-//! layout) → [`manifest`] → [`transfer`] (+ [`verify`]) → commit (in [`pull`]).
+//! layout) → [`manifest`] → [`transfer`] (+ [`verify`]) → commit (in [`pull`](mod@pull)).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

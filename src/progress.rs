@@ -1,6 +1,6 @@
 //! Progress events and the observer that receives them.
 //!
-//! Events are delivered on the thread that called [`crate::pull`], serially, only while the call
+//! Events are delivered on the thread that called [`crate::pull()`], serially, only while the call
 //! runs. Byte progress is throttled to about ten events a second; every other event is sent as it
 //! happens. The observer can cancel by returning [`Flow::Cancel`].
 
