@@ -23,39 +23,67 @@ fn pause_at(o: &lemon_pull::PullOptions, bytes: u64) {
     assert!(matches!(r, Err(lemon_pull::Error::Cancelled)));
 }
 
+/// A pull of one LFS file of `size` bytes, paused past 2 MiB: what a crash test then damages.
+struct Paused {
+    hub: MockHub,
+    data: Vec<u8>,
+    /// Kept for its lifetime: the cache is removed when the test ends.
+    _cache: TempDir,
+    options: lemon_pull::PullOptions,
+    /// `snapshots/<commit>/`.
+    snap: std::path::PathBuf,
+    partial: std::path::PathBuf,
+}
+
+impl Paused {
+    fn new(tag: &str, seed: u64, size: usize) -> Paused {
+        let hub = MockHub::start();
+        let data = pseudo_random_bytes(seed, size);
+        let sha = hub.commit(
+            REPO,
+            "main",
+            vec![MockFile::lfs("model.gguf", data.clone())],
+        );
+        hub.set_rate_limit(Some(8 * MB as u64));
+        let cache = TempDir::new(tag);
+        let options = options(&hub.endpoint(), cache.path(), REPO);
+        pause_at(&options, 2 * MB as u64);
+        let snap = cache.path().join("models--org--model/snapshots").join(&sha);
+        let partial = snap.join("model.gguf.partial");
+        Paused {
+            hub,
+            data,
+            _cache: cache,
+            options,
+            snap,
+            partial,
+        }
+    }
+
+    /// Full speed again, counting afresh once the hub has noticed the dropped connection.
+    fn unthrottle(&self) {
+        self.hub.set_rate_limit(None);
+        std::thread::sleep(Duration::from_millis(300));
+        self.hub.reset_counters();
+    }
+}
+
 #[test]
 fn zero_filled_tail_after_power_loss_is_cut_back_to_the_checkpoint() {
-    let hub = MockHub::start();
-    let data = pseudo_random_bytes(1, 8 * MB);
-    let sha = hub.commit(
-        REPO,
-        "main",
-        vec![MockFile::lfs("model.gguf", data.clone())],
-    );
-    hub.set_rate_limit(Some(8 * MB as u64));
-    let cache = TempDir::new("crash-zeros");
-    let o = options(&hub.endpoint(), cache.path(), REPO);
-    pause_at(&o, 2 * MB as u64);
-    let partial = cache
-        .path()
-        .join("models--org--model/snapshots")
-        .join(&sha)
-        .join("model.gguf.partial");
+    let p = Paused::new("crash-zeros", 1, 8 * MB);
+    let partial = &p.partial;
     let checkpointed = fs::metadata(&partial).expect("partial").len();
     // What a power loss can leave: the file grew, but the new pages never reached the disk.
     fs::OpenOptions::new()
         .append(true)
-        .open(&partial)
+        .open(partial)
         .and_then(|mut f| f.write_all(&vec![0u8; MB]))
         .expect("zero tail");
-    hub.set_rate_limit(None);
-    std::thread::sleep(Duration::from_millis(300));
-    hub.reset_counters();
-    let out = lemon_pull::pull(&o, &mut Silent).expect("pull");
-    let snap = cache.path().join("models--org--model/snapshots").join(&sha);
-    assert_eq!(fs::read(snap.join("model.gguf")).expect("file"), data);
+    p.unthrottle();
+    let out = lemon_pull::pull(&p.options, &mut Silent).expect("pull");
+    assert_eq!(fs::read(p.snap.join("model.gguf")).expect("file"), p.data);
     assert_eq!(
-        hub.bytes_served(REPO, "model.gguf"),
+        p.hub.bytes_served(REPO, "model.gguf"),
         (8 * MB) as u64 - checkpointed,
         "resumed at the checkpoint"
     );
@@ -64,34 +92,16 @@ fn zero_filled_tail_after_power_loss_is_cut_back_to_the_checkpoint() {
 
 #[test]
 fn corrupted_bytes_before_the_checkpoint_restart_the_file() {
-    let hub = MockHub::start();
-    let data = pseudo_random_bytes(2, 6 * MB);
-    let sha = hub.commit(
-        REPO,
-        "main",
-        vec![MockFile::lfs("model.gguf", data.clone())],
-    );
-    hub.set_rate_limit(Some(8 * MB as u64));
-    let cache = TempDir::new("crash-flip");
-    let o = options(&hub.endpoint(), cache.path(), REPO);
-    pause_at(&o, 2 * MB as u64);
-    let partial = cache
-        .path()
-        .join("models--org--model/snapshots")
-        .join(&sha)
-        .join("model.gguf.partial");
-    let mut bytes = fs::read(&partial).expect("partial");
+    let p = Paused::new("crash-flip", 2, 6 * MB);
+    let mut bytes = fs::read(&p.partial).expect("partial");
     let last = bytes.len() - 10;
     bytes[last] ^= 0xff; // inside the checkpointed tail block
-    fs::write(&partial, &bytes).expect("corrupt");
-    hub.set_rate_limit(None);
-    std::thread::sleep(Duration::from_millis(300));
-    hub.reset_counters();
-    lemon_pull::pull(&o, &mut Silent).expect("pull");
-    let snap = cache.path().join("models--org--model/snapshots").join(&sha);
-    assert_eq!(fs::read(snap.join("model.gguf")).expect("file"), data);
+    fs::write(&p.partial, &bytes).expect("corrupt");
+    p.unthrottle();
+    lemon_pull::pull(&p.options, &mut Silent).expect("pull");
+    assert_eq!(fs::read(p.snap.join("model.gguf")).expect("file"), p.data);
     assert_eq!(
-        hub.bytes_served(REPO, "model.gguf"),
+        p.hub.bytes_served(REPO, "model.gguf"),
         (6 * MB) as u64,
         "untrustworthy partial discarded"
     );
