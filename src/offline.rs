@@ -17,7 +17,7 @@ use crate::cache::{MANIFEST_NAME, PARTIAL_SUFFIX, RepoCache};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::hub::MAX_FILE_SIZE;
-use crate::progress::{Event, FileInfo, Reporter, Source};
+use crate::progress::{Event, Reporter, Source};
 use crate::pull::{PlannedFile, PullOutcome, RepoOutcome};
 use crate::repo_path::{is_commit_sha, validate_file_path};
 use crate::select::{Selection, select};
@@ -126,12 +126,7 @@ pub(crate) fn pull(
     }
     reporter.set_plan(plan.len() as u32, plan.iter().map(|p| p.size).sum());
     for (i, p) in plan.iter().enumerate() {
-        let info = FileInfo {
-            repo: &p.repo,
-            path: &p.path,
-            index: i as u32 + 1,
-            size: p.size,
-        };
+        let info = p.info(i);
         reporter.add_reused(p.size, false);
         reporter.file_start(info, p.size)?;
         reporter.file_done(info, true)?;

@@ -97,6 +97,16 @@ impl PlannedFile {
     pub fn missing(&self) -> u64 {
         self.size - self.on_disk.min(self.size)
     }
+
+    /// The file as progress events name it, `index` being its 0-based place in the plan.
+    pub(crate) fn info(&self, index: usize) -> FileInfo<'_> {
+        FileInfo {
+            repo: &self.repo,
+            path: &self.path,
+            index: index as u32 + 1,
+            size: self.size,
+        }
+    }
 }
 
 /// Pulls `opts.repo` (and `opts.components`) into the cache, reporting progress to `observer`.
@@ -619,12 +629,7 @@ fn report_plan(reporter: &mut Reporter<'_>, plan: &[PlannedFile]) -> Result<()> 
     reporter.set_plan(plan.len() as u32, plan.iter().map(|p| p.size).sum());
     let totals = reporter.totals();
     for (i, p) in plan.iter().enumerate() {
-        let file = FileInfo {
-            repo: &p.repo,
-            path: &p.path,
-            index: i as u32 + 1,
-            size: p.size,
-        };
+        let file = p.info(i);
         reporter.emit(&Event::PlanFile {
             file,
             source: p.source,
