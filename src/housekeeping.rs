@@ -5,6 +5,7 @@
 //! `gc` removes superseded snapshot folders (not named by any ref, while a ref names a committed
 //! snapshot) and other tools' abandoned partials in `blobs/`. It is a dry run unless applied.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::cache::{MANIFEST_NAME, RepoCache};
@@ -56,19 +57,36 @@ pub fn status(cache_root: &Path, repo: &str) -> Result<RepoStatus> {
     let ids = IdIndex::build(&[&cache]);
     let scan = salvage::scan(&cache, "", &ids);
     let refs = read_refs(&cache);
+    // Per folder: (complete files, partials, bytes complete, bytes partial), in one pass.
+    let mut held: HashMap<&str, (u32, u32, u64, u64)> = HashMap::new();
+    for c in &scan.candidates {
+        let h = held.entry(c.snapshot.as_str()).or_default();
+        if c.partial {
+            h.1 += 1;
+            h.3 += c.len;
+        } else {
+            h.0 += 1;
+            h.2 += c.len;
+        }
+    }
     let mut snapshots = Vec::new();
     for folder in &scan.folders {
-        let copies: Vec<_> = scan
-            .candidates
-            .iter()
-            .filter(|c| c.snapshot == folder.name)
-            .collect();
-        let (partial, complete): (Vec<&salvage::Candidate>, Vec<&salvage::Candidate>) =
-            copies.iter().copied().partition(|c| c.partial);
-        let bytes_complete: u64 = complete.iter().map(|c| c.len).sum();
-        let bytes_partial: u64 = partial.iter().map(|c| c.len).sum();
+        let (files, partials, bytes_complete, bytes_partial) =
+            held.get(folder.name.as_str()).copied().unwrap_or_default();
+        // A main repo's manifest also lists the component files it placed in other repos'
+        // folders (their `download_path`): only this folder's own count here.
         let expected = Manifest::read(&folder.path.join(MANIFEST_NAME))
-            .map(|m| m.files.iter().map(|f| f.size).sum::<u64>())
+            .map(|m| {
+                m.files
+                    .iter()
+                    .filter(|f| {
+                        f.download_path
+                            .as_ref()
+                            .is_none_or(|p| *p == m.download_path)
+                    })
+                    .map(|f| f.size)
+                    .sum::<u64>()
+            })
             .filter(|total| *total > 0);
         snapshots.push(SnapshotStatus {
             name: folder.name.clone(),
@@ -78,8 +96,8 @@ pub fn status(cache_root: &Path, repo: &str) -> Result<RepoStatus> {
                 .filter(|(_, c)| *c == folder.name)
                 .map(|(r, _)| r.clone())
                 .collect(),
-            files: complete.len() as u32,
-            partials: partial.len() as u32,
+            files,
+            partials,
             bytes_complete,
             bytes_partial,
             bytes_missing: expected.map(|t| t.saturating_sub(bytes_complete + bytes_partial)),
@@ -158,8 +176,16 @@ impl GcReport {
 }
 
 /// Removes superseded snapshots and abandoned partials of `repo`; with `apply == false` only
-/// reports what it would remove. Takes the repo lock while deleting.
+/// reports what it would remove. When applying, the repo lock is taken before anything is judged:
+/// a pull committing meanwhile changes which snapshot a ref names.
 pub fn gc(cache_root: &Path, repo: &str, apply: bool, cancel: &Cancel) -> Result<GcReport> {
+    crate::repo_path::validate_repo_id(repo)?;
+    let cache = RepoCache::new(cache_root, repo);
+    let _lock = if apply {
+        Some(cache.lock(cancel, |_| Ok(()))?)
+    } else {
+        None
+    };
     let st = status(cache_root, repo)?;
     let mut report = GcReport {
         partials: st.stale_partials.clone(),
@@ -183,17 +209,8 @@ pub fn gc(cache_root: &Path, repo: &str, apply: bool, cancel: &Cancel) -> Result
     if !apply {
         return Ok(report);
     }
-    let cache = RepoCache::new(cache_root, repo);
-    let _lock = cache.lock(cancel, |_| Ok(()))?;
     for (name, _) in &report.snapshots {
-        let dir = cache.snapshot_dir(name);
-        salvage::remove_orphan(&dir)?;
-        crate::cache::remove_file_if_exists(
-            &cache
-                .state_dir()
-                .join("verified")
-                .join(format!("{name}.json")),
-        )?;
+        salvage::remove_orphan(&cache, name)?;
     }
     for (path, _) in &report.partials {
         std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e))?;

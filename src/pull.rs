@@ -306,10 +306,12 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
     }
 
     commit(&units, &manifest_path)?;
-    for (unit, l) in removable_orphans(&units, &scans, Some(&ids)) {
+    // Only salvage moves files out of other folders: without a move, the first scan still holds.
+    let moved = step > 0;
+    for (unit, l) in removable_orphans(&units, &scans, moved.then_some(&ids)) {
         // Cleanup is a courtesy: the pull has committed, so a folder that cannot be removed
         // now is left for the next pull rather than turned into a failure.
-        if salvage::remove_orphan(&l.folder.path).is_err() {
+        if salvage::remove_orphan(&unit.cache, &l.folder.name).is_err() {
             continue;
         }
         reporter.notify(&Event::Reclaimed {
@@ -415,7 +417,7 @@ fn salvage_one(
 
 /// The orphaned snapshot folders of every repository that hold nothing a later pull could use.
 /// `scans` were taken before salvage; with `rescan_ids` (salvage has moved files since) the folders
-/// are scanned again, else (a dry run) judged as scanned.
+/// are scanned again, else (a dry run, or nothing moved) judged as scanned.
 fn removable_orphans<'u>(
     units: &'u [Unit],
     scans: &[Scan],
@@ -430,7 +432,6 @@ fn removable_orphans<'u>(
             let now = rescanned.as_ref().unwrap_or(before);
             salvage::judge_orphans(now, before, &unit.listing.files, &unit.files)
                 .into_iter()
-                .filter(|l| l.removable)
                 .map(move |l| (unit, l))
         })
         .collect()

@@ -455,17 +455,15 @@ fn link_or_copy(src: &Path, dest: &Path) -> Result<()> {
     fs::rename(&tmp, dest).map_err(Error::io_at("rename", dest))
 }
 
-/// What is left in an orphan after a committed pull, and whether it can go.
+/// An orphan that nothing in it can serve a later pull of this repo: it can go.
 #[derive(Debug, Clone)]
 pub(crate) struct Leftover {
     pub folder: Folder,
     /// Bytes the folder holds.
     pub bytes: u64,
-    /// Nothing in it can serve a later pull of this repo.
-    pub removable: bool,
 }
 
-/// Judges each in-progress orphan after the pull committed. A folder goes only when every file in
+/// The in-progress orphans that can go after the pull committed. A folder goes only when every file in
 /// it is redundant (this pull now has a verified copy of that content) or superseded (its content
 /// is not in the new commit at all). A copy that a later pull could still use (content in the new
 /// commit but not selected this time, or unknown content under a path the new commit still has)
@@ -505,30 +503,32 @@ pub(crate) fn judge_orphans(
     now.folders
         .iter()
         .filter(|f| !f.committed || was_in_progress.contains(f.name.as_str()))
-        .map(|folder| {
+        .filter_map(|folder| {
             let (bytes, removable) = verdicts
                 .get(folder.name.as_str())
                 .copied()
                 .unwrap_or((0, true));
-            Leftover {
+            removable.then(|| Leftover {
                 folder: folder.clone(),
                 bytes,
-                removable,
-            }
+            })
         })
         .collect()
 }
 
 /// Deletes an orphaned snapshot folder so that a crash half-way never leaves it looking committed:
 /// files first, the manifest (the in-progress marker) last, then the empty folders.
-pub(crate) fn remove_orphan(dir: &Path) -> Result<()> {
+/// Its verified-file stamps go last, with the folder they describe.
+pub(crate) fn remove_orphan(cache: &RepoCache, name: &str) -> Result<()> {
+    let dir = cache.snapshot_dir(name);
     let mut files = Vec::new();
-    walk(dir, "", 0, &mut files);
+    walk(&dir, "", 0, &mut files);
     for Found { path, .. } in files {
         crate::cache::remove_file_if_exists(&path)?;
     }
     crate::cache::remove_file_if_exists(&dir.join(MANIFEST_NAME))?;
-    fs::remove_dir_all(dir).map_err(Error::io_at("remove folder", dir))
+    fs::remove_dir_all(&dir).map_err(Error::io_at("remove folder", &dir))?;
+    Stamps::remove(&cache.state_dir(), name)
 }
 
 /// Test hook: abort the process after this many salvage steps (moves and links), to prove that a

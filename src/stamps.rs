@@ -34,10 +34,19 @@ pub struct Stamps {
     dirty: bool,
 }
 
+fn stamps_path(state_dir: &Path, commit: &str) -> PathBuf {
+    state_dir.join("verified").join(format!("{commit}.json"))
+}
+
 impl Stamps {
+    /// Deletes the stamps of `commit` (its snapshot folder is gone).
+    pub fn remove(state_dir: &Path, commit: &str) -> Result<()> {
+        crate::cache::remove_file_if_exists(&stamps_path(state_dir, commit))
+    }
+
     /// Loads the stamps of `commit` from `state_dir` (an unreadable file counts as empty).
     pub fn load(state_dir: &Path, commit: &str) -> Stamps {
-        let path = state_dir.join("verified").join(format!("{commit}.json"));
+        let path = stamps_path(state_dir, commit);
         let entries = std::fs::read(&path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -65,9 +74,8 @@ impl Stamps {
 
     /// The id `file` verified as, if its stamp still matches what `stat` says.
     pub fn verified_id(&self, rel: &str, file: &Path) -> Option<ContentId> {
-        let stamp = self.entries.get(rel)?;
-        let id = ContentId::from_parts(&stamp.algorithm, &stamp.id)?;
-        self.is_verified(rel, file, &id).then_some(id)
+        self.recorded_id(rel)
+            .filter(|id| self.is_verified(rel, file, id))
     }
 
     /// Records that `file` verified as `id`.

@@ -79,9 +79,15 @@ fn status_and_gc_of_committed_superseded_and_in_progress_snapshots() {
         "dry run removes nothing"
     );
 
+    let stamps = cache.path().join("models--org--model/.lemon-pull/verified");
+    assert!(stamps.join(format!("{v1}.json")).exists());
     let done = gc(cache.path(), REPO, true, &Cancel::default()).expect("gc");
     assert!(done.applied);
     assert!(!root.join(&v1).exists() && !root.join(&v3).exists());
+    assert!(
+        !stamps.join(format!("{v1}.json")).exists() && stamps.join(format!("{v2}.json")).exists(),
+        "the stamps of a removed snapshot go with it"
+    );
     assert_eq!(
         fs::read(root.join(&v2).join("config.json")).expect("kept"),
         b"22"
@@ -97,4 +103,26 @@ fn gc_removes_nothing_without_a_committed_ref() {
     let r = gc(cache.path(), REPO, true, &Cancel::default()).expect("gc");
     assert!(r.snapshots.is_empty() && r.note.is_some());
     assert!(snap.join("m.gguf.partial").exists());
+}
+
+/// A main repo's manifest also lists the component files it placed in another repo's folder:
+/// only this folder's own files count as missing here.
+#[test]
+fn missing_bytes_count_only_the_folders_own_files() {
+    let cache = TempDir::new("housekeeping-components");
+    let snap = cache.path().join("models--org--model/snapshots/abc");
+    fs::create_dir_all(&snap).expect("snap");
+    fs::write(snap.join("m.gguf.partial"), b"xx").expect("partial");
+    let own = snap.display().to_string();
+    let manifest = serde_json::json!({
+        "repo_id": REPO, "commit_hash": "abc", "download_path": own, "files_count": 2,
+        "files": [
+            {"name": "m.gguf", "size": 10, "download_path": own},
+            {"name": "vae.safetensors", "size": 1000,
+             "download_path": cache.path().join("models--org--vae/snapshots/def").display().to_string()},
+        ]
+    });
+    fs::write(snap.join(".download_manifest.json"), manifest.to_string()).expect("manifest");
+    let st = status(cache.path(), REPO).expect("status");
+    assert_eq!(st.snapshots[0].bytes_missing, Some(8));
 }
