@@ -72,7 +72,7 @@ impl Paused {
 fn zero_filled_tail_after_power_loss_is_cut_back_to_the_checkpoint() {
     let p = Paused::new("crash-zeros", 1, 8 * MB);
     let partial = &p.partial;
-    let checkpointed = fs::metadata(&partial).expect("partial").len();
+    let checkpointed = fs::metadata(partial).expect("partial").len();
     // What a power loss can leave: the file grew, but the new pages never reached the disk.
     fs::OpenOptions::new()
         .append(true)
