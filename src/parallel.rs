@@ -92,15 +92,23 @@ pub(crate) fn applies(task: &Task<'_>) -> bool {
     task.segments.exists() || (task.connections > 1 && task.file.size >= MIN_SIZE)
 }
 
-/// One pass over the file with up to `task.connections` ranged connections. `Ok(None)` when the
-/// server ignores ranges: the partial is then a plain (checkpointed) prefix for the sequential
-/// path to continue.
+/// How a parallel pass ended.
+pub(crate) enum Pass {
+    /// Every byte is on disk and hashed.
+    Complete(Complete),
+    /// The server ignores ranges: the partial is now a plain (checkpointed) prefix for the
+    /// sequential path to continue. Only `reused` bytes of it were on disk before this pass; the
+    /// rest arrived in it and is already counted as downloaded.
+    NoRanges { reused: u64 },
+}
+
+/// One pass over the file with up to `task.connections` ranged connections.
 pub(crate) fn fetch(
     http: &Http,
     retry: RetryPolicy,
     reporter: &mut Reporter<'_>,
     task: &Task<'_>,
-) -> Result<Option<Complete>> {
+) -> Result<Pass> {
     let (file, done) = open(task, reporter)?;
     let reused = done.total();
     reporter.file_start(task.file, reused)?;
@@ -137,10 +145,10 @@ pub(crate) fn fetch(
     });
     let done = shared.into_done();
     match outcome {
-        Ok(()) => finish(task, hashing, &done, reused).map(Some),
+        Ok(()) => finish(task, hashing, &done, reused).map(Pass::Complete),
         Err(Stop::NoRanges) => {
             to_prefix(task, &hashing.file, &done)?;
-            Ok(None)
+            Ok(Pass::NoRanges { reused })
         }
         Err(Stop::Failed(e)) => {
             persist(task, &hashing.file, &done);

@@ -31,7 +31,7 @@ use crate::hash_thread::HashThread;
 use crate::http::{ByteRange, Http, Origin, Response, body_error, redact};
 use crate::hub::status_error;
 use crate::options::RetryPolicy;
-use crate::parallel;
+use crate::parallel::{self, Pass};
 use crate::progress::{Event, FileInfo, Reporter};
 use crate::retry::{Backoff, is_retryable_status, parse_retry_after};
 use crate::segments::Sidecar;
@@ -120,12 +120,14 @@ fn fetch_bytes(
     reporter: &mut Reporter<'_>,
     task: &Task<'_>,
 ) -> Result<Complete> {
-    if parallel::applies(task)
-        && let Some(complete) = parallel::fetch(http, retry, reporter, task)?
-    {
-        return Ok(complete);
+    let mut reused_before = None;
+    if parallel::applies(task) {
+        match parallel::fetch(http, retry, reporter, task)? {
+            Pass::Complete(complete) => return Ok(complete),
+            Pass::NoRanges { reused } => reused_before = Some(reused),
+        }
     }
-    sequential(http, retry, reporter, task)
+    sequential(http, retry, reporter, task, reused_before)
 }
 
 /// Deletes the partial and everything recorded about it: the next pass starts at byte 0.
@@ -192,12 +194,14 @@ pub(crate) fn open_partial(task: &Task<'_>) -> Result<File> {
 }
 
 /// The sequential pass: one connection appending to the prefix on disk, hashed on a thread beside
-/// it.
+/// it. After a parallel pass fell back, `reused_before` caps what counts as reused: the prefix it
+/// leaves also holds bytes that pass downloaded.
 fn sequential(
     http: &Http,
     retry: RetryPolicy,
     reporter: &mut Reporter<'_>,
     task: &Task<'_>,
+    reused_before: Option<u64>,
 ) -> Result<Complete> {
     let mut part = Partial::open(task, reporter)?;
     let start_offset = part.len;
@@ -212,7 +216,11 @@ fn sequential(
     });
     match hashed {
         Ok(hasher) => Ok(Complete {
-            reused: if part.restarted { 0 } else { start_offset },
+            reused: match (part.restarted, reused_before) {
+                (true, _) => 0,
+                (false, Some(before)) => before.min(start_offset),
+                (false, None) => start_offset,
+            },
             actual: hasher.finish(),
             file: part.file,
         }),

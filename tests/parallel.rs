@@ -316,8 +316,9 @@ fn a_server_ignoring_ranges_makes_the_transfer_fall_back_to_one_stream() {
     hub.push_fault(Target::Cdn(BIG_PATH.into()), Fault::IgnoreRange);
     let cache = TempDir::new("parallel-ignore-range");
     let o = parallel_options(&hub, cache.path(), 8);
-    lemon_pull::pull(&o, &mut Silent).expect("pull");
+    let out = lemon_pull::pull(&o, &mut Silent).expect("pull");
     assert_complete(cache.path(), &sha, &weights);
+    assert_eq!(out.totals.bytes_reused, 0, "nothing was on disk before");
     // After the `200` (and the pieces already in flight), one stream from the kept prefix: once
     // a request without a range or with an open-ended one is sent, no closed range is any more.
     let ranges: Vec<Option<String>> = hub
@@ -473,4 +474,40 @@ fn a_connection_told_to_wait_does_not_hold_the_file_once_the_others_took_every_b
         started.elapsed()
     );
     assert_eq!(hub.bytes_served(REPO, BIG_PATH), BIG);
+}
+
+/// A server that stops honouring ranges half-way: the bytes the ranged connections fetched before
+/// count as downloaded, not as reused, when the sequential fallback continues from them.
+#[test]
+fn bytes_fetched_before_a_fallback_are_not_counted_as_reused() {
+    let hub = MockHub::start();
+    let (files, weights) = model(11);
+    let sha = hub.commit(REPO, "main", files);
+    hub.set_rate_limit(Some(16 * MB));
+    let cache = TempDir::new("parallel-late-fallback");
+    let o = parallel_options(&hub, cache.path(), 2);
+    let mut armed = false;
+    let out = lemon_pull::pull(&o, &mut |ev: &Event<'_>| {
+        // The next request (a stolen half piece) gets a `200` for its range.
+        if let Event::Progress {
+            file, file_done, ..
+        } = ev
+            && file.path == BIG_PATH
+            && *file_done > 4 * MB
+            && !armed
+        {
+            hub.push_fault(Target::Cdn(BIG_PATH.into()), Fault::IgnoreRange);
+            armed = true;
+        }
+        Flow::Continue
+    })
+    .expect("pull");
+    assert_complete(cache.path(), &sha, &weights);
+    assert_eq!(hub.pending_faults(), 0, "the fallback happened");
+    assert_eq!(out.totals.bytes_reused, 0, "nothing was on disk before");
+    assert_eq!(
+        out.totals.bytes_downloaded,
+        BIG + CONFIG.len() as u64,
+        "every byte counted once"
+    );
 }
