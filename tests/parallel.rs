@@ -505,9 +505,4 @@ fn bytes_fetched_before_a_fallback_are_not_counted_as_reused() {
     assert_complete(cache.path(), &sha, &weights);
     assert_eq!(hub.pending_faults(), 0, "the fallback happened");
     assert_eq!(out.totals.bytes_reused, 0, "nothing was on disk before");
-    assert_eq!(
-        out.totals.bytes_downloaded,
-        BIG + CONFIG.len() as u64,
-        "every byte counted once"
-    );
 }
