@@ -548,6 +548,27 @@ fn dry_run_plans_salvage_and_cleanup_without_writing() {
     assert_eq!(out.plan[0].from.as_deref(), Some("old"));
     assert_eq!(out.plan[0].missing(), (2 * MB) as u64);
     assert_eq!(out.reclaimed.len(), 1);
+    // The CLI's dry run says the same.
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_resume-pull"))
+        .args([
+            "--endpoint",
+            &hub.endpoint(),
+            "--token",
+            "",
+            "--dry-run",
+            REPO,
+        ])
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .output()
+        .expect("resume-pull --dry-run");
+    let said = String::from_utf8_lossy(&cli.stdout);
+    assert!(cli.status.success(), "{said}");
+    assert!(said.contains("salvaged from old (partial"), "{said}");
+    assert!(
+        said.contains("would remove orphaned snapshot old"),
+        "{said}"
+    );
     assert_eq!(tree(cache.path()), before, "nothing written");
     assert_eq!(hub.bytes_served_total(), 0);
     assert!(!root.join(&new).exists());

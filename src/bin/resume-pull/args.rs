@@ -126,7 +126,7 @@ pub fn parse(mut argv: impl Iterator<Item = std::ffi::OsString>) -> Result<Comma
         if inline.is_some()
             && matches!(
                 name.as_str(),
-                "--dry-run" | "--offline" | "--json" | "--quiet"
+                "--dry-run" | "--offline" | "--json" | "--quiet" | "--apply"
             )
         {
             return Err(format!("{name} takes no value"));
@@ -247,6 +247,7 @@ mod tests {
         assert!(p(&["--bogus", "a/b"]).is_err());
         assert!(p(&["a/b", "--revision"]).is_err());
         assert!(p(&["--json=1", "a/b"]).is_err());
+        assert!(p(&["gc", "--apply=1", "a/b"]).is_err());
         assert!(matches!(p(&["--help", "x"]), Ok(Command::Help)));
     }
 }

@@ -195,6 +195,14 @@ fn print_plan(o: &PullOutcome) {
         bytes(to_download),
         bytes(o.plan.iter().map(|p| p.size).sum())
     );
+    for r in &o.reclaimed {
+        println!(
+            "would remove orphaned snapshot {} of {} ({})",
+            r.snapshot,
+            r.repo,
+            bytes(r.bytes)
+        );
+    }
 }
 
 fn report_failure(r: &mut Renderer, repo: &str, e: &Error) {
