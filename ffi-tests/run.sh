@@ -174,7 +174,9 @@ check "compile test_c.c (C99, ASan+UBSan)" gcc -std=c99 "${WARN_FLAGS[@]}" "${SA
     ffi-tests/test_c.c "${link[@]}" -o "$bin/test_c"
 check "compile test_cpp.cpp (C++17, ASan+UBSan)" g++ -std=c++17 "${WARN_FLAGS[@]}" "${SAN_FLAGS[@]}" -Iinclude \
     ffi-tests/test_cpp.cpp "${link[@]}" -o "$bin/test_cpp"
-# The command README.md shows, as is.
+# The command README.md shows, as is: its hard-coded system libraries are rustc's current list.
+check "README's link lines name rustc's native-static-libs" \
+    test "$(grep -cF -- "$native_libs -o" README.md)" -ge 2
 check "compile example.c with the documented command" cc -std=c99 -Wall -Wextra -Werror -pedantic -O2 \
     -Iinclude ffi-tests/example.c "$lib" "${native[@]}" -o "$bin/example"
 [ -x "$bin/test_c" ] && [ -x "$bin/test_cpp" ] || fatal "test programs" "did not build"

@@ -448,7 +448,8 @@ typedef struct lemon_pull_options {
   uint32_t connect_timeout_ms;
   /**
    * A body read that sees no byte for this long is abandoned and retried from the current
-   * offset, in ms; 0 = default 60000.
+   * offset, in ms; 0 (what init sets) = `HF_HUB_DOWNLOAD_TIMEOUT` seconds if set when the pull
+   * starts, else 60000.
    */
   uint32_t stall_timeout_ms;
   /**

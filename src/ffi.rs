@@ -24,7 +24,10 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use crate::error::{Error, Status};
-use crate::options::{Component, MAX_CONNECTIONS, PullOptions, RetryPolicy};
+use crate::options::{
+    Component, DEFAULT_API_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, MAX_CONNECTIONS, PullOptions,
+    RetryPolicy,
+};
 use crate::progress::{Event, FileInfo, Flow, Observer, Source, Totals};
 use crate::pull::{PullOutcome, pull};
 
@@ -304,7 +307,8 @@ pub struct lemon_pull_options {
     /// Connect timeout per attempt in ms; 0 = default 60000.
     pub connect_timeout_ms: u32,
     /// A body read that sees no byte for this long is abandoned and retried from the current
-    /// offset, in ms; 0 = default 60000.
+    /// offset, in ms; 0 (what init sets) = `HF_HUB_DOWNLOAD_TIMEOUT` seconds if set when the pull
+    /// starts, else 60000.
     pub stall_timeout_ms: u32,
     /// Timeout of one metadata (API) request in ms; 0 = default 600000.
     pub api_timeout_ms: u32,
@@ -617,7 +621,6 @@ const MIN_OPTIONS_SIZE: usize =
 impl lemon_pull_options {
     fn defaults() -> Self {
         let retry = RetryPolicy::default();
-        let core = PullOptions::new(String::new());
         lemon_pull_options {
             struct_size: size_of::<lemon_pull_options>() as u32,
             repo_id: ptr::null(),
@@ -639,11 +642,13 @@ impl lemon_pull_options {
             initial_retry_delay_ms: millis(retry.initial_delay),
             max_retry_delay_ms: millis(retry.max_delay),
             max_total_retry_wait_ms: millis(retry.max_total_wait),
-            connect_timeout_ms: millis(core.connect_timeout),
-            stall_timeout_ms: millis(core.stall_timeout),
-            api_timeout_ms: millis(core.api_timeout),
+            connect_timeout_ms: millis(DEFAULT_CONNECT_TIMEOUT),
+            // 0: resolved when the pull starts (`HF_HUB_DOWNLOAD_TIMEOUT`, else 60 s), so that
+            // init reads no environment.
+            stall_timeout_ms: 0,
+            api_timeout_ms: millis(DEFAULT_API_TIMEOUT),
             flags: 0,
-            connections: core.connections,
+            connections: 1,
             max_bytes_per_sec: 0,
             ca_bundle: ptr::null(),
         }

@@ -17,6 +17,13 @@ use crate::error::{Error, Result};
 /// The public Hub.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
+/// Connect timeout per attempt unless set.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Stall watchdog unless set or given by `HF_HUB_DOWNLOAD_TIMEOUT`.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Timeout of one metadata (API) request unless set.
+pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Most ranged connections one file may use (see [`PullOptions::connections`]).
 pub const MAX_CONNECTIONS: u32 = 64;
 
@@ -160,9 +167,9 @@ impl PullOptions {
             endpoint: None,
             token: None,
             retry: RetryPolicy::default(),
-            connect_timeout: Duration::from_secs(60),
-            stall_timeout: env_download_timeout().unwrap_or(Duration::from_secs(60)),
-            api_timeout: Duration::from_secs(600),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            stall_timeout: env_download_timeout().unwrap_or(DEFAULT_STALL_TIMEOUT),
+            api_timeout: DEFAULT_API_TIMEOUT,
             max_bytes_per_sec: None,
             connections: 1,
             cancel: None,
