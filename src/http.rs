@@ -226,22 +226,16 @@ impl Http {
         &self.cfg.endpoint
     }
 
-    /// GET `url`, following redirects under the Hub's rules. `range_start` adds `Range: bytes=N-`
-    /// and asks for an unencoded body. Any status is returned as `Ok`; transport failures are
-    /// [`Error::Network`], broken redirect chains [`Error::InvalidResponse`].
-    pub(crate) fn get(&self, url: &str, range_start: Option<u64>) -> Result<Response> {
-        let range = range_start.map_or(ByteRange::Whole, ByteRange::From);
+    /// GET `url`, following redirects under the Hub's rules. A `range` other than
+    /// [`ByteRange::Whole`] sends `Range` and asks for an unencoded body. Any status is returned
+    /// as `Ok`; transport failures are [`Error::Network`], broken redirect chains
+    /// [`Error::InvalidResponse`].
+    pub(crate) fn get(&self, url: &str, range: ByteRange) -> Result<Response> {
         self.get_with(url, range, None)
     }
 
-    /// Like [`Http::get`] with `Range: bytes=START-END_INCLUSIVE` (one piece of a parallel
-    /// transfer).
-    pub(crate) fn get_range(&self, url: &str, start: u64, end_inclusive: u64) -> Result<Response> {
-        self.get_with(url, ByteRange::Closed(start, end_inclusive), None)
-    }
-
-    /// GET a metadata (API) URL: like [`Http::get`], with the whole request, body included,
-    /// bounded by the API timeout so a server dripping bytes cannot hold a pull forever.
+    /// GET a metadata (API) URL: like [`Http::get`], with the whole request, body and redirects
+    /// included, bounded by the API timeout so a server dripping bytes cannot hold a pull forever.
     pub(crate) fn get_api(&self, url: &str) -> Result<Response> {
         self.get_with(url, ByteRange::Whole, Some(self.cfg.api_timeout))
     }
@@ -254,6 +248,8 @@ impl Http {
     ) -> Result<Response> {
         let mut current = url.to_string();
         let mut hub = HubHeaders::default();
+        // One deadline for the whole chain: each hop gets what is left of it.
+        let deadline = whole.map(|limit| std::time::Instant::now() + limit);
         for _hop in 0..=MAX_REDIRECTS {
             self.cancel.check()?;
             let origin = Origin::of(&current).ok_or_else(|| Error::InvalidResponse {
@@ -261,8 +257,17 @@ impl Http {
                 message: "not an http(s) URL".into(),
             })?;
             let mut req = self.agent.get(&current);
-            if let Some(limit) = whole {
-                req = req.config().timeout_global(Some(limit)).build();
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Err(Error::Network {
+                        url: redact(&current),
+                        file: None,
+                        message: "timed out following redirects".into(),
+                        last_status: None,
+                    });
+                }
+                req = req.config().timeout_global(Some(left)).build();
             }
             let spec = match range {
                 ByteRange::Whole => None,

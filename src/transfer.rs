@@ -488,12 +488,7 @@ pub(crate) fn request(
     range: ByteRange,
     hub_checks: bool,
 ) -> Result<Response, Failure> {
-    let sent = match range {
-        ByteRange::Whole => http.get(url, None),
-        ByteRange::From(start) => http.get(url, Some(start)),
-        ByteRange::Closed(start, end) => http.get_range(url, start, end),
-    };
-    let mut resp = sent.map_err(Failure::network)?;
+    let mut resp = http.get(url, range).map_err(Failure::network)?;
     if hub_checks {
         check_hub_headers(task, &resp)?;
     }
