@@ -94,6 +94,12 @@ impl Response {
         self.inner.headers().get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// The wait a `Retry-After` header asks for (seconds or an HTTP date), if any.
+    pub(crate) fn retry_after(&self) -> Option<std::time::Duration> {
+        self.header("retry-after")
+            .and_then(|v| crate::retry::parse_retry_after(v, std::time::SystemTime::now()))
+    }
+
     /// The body as a string, at most `limit` bytes (longer = [`Error::InvalidResponse`]). A body
     /// whose `Content-Length` announces more than `limit` is refused before a byte of it is read.
     pub(crate) fn text(&mut self, limit: u64) -> Result<String> {

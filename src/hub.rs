@@ -6,7 +6,6 @@
 //! server sends is validated before anything else sees it.
 
 use std::collections::HashSet;
-use std::time::SystemTime;
 
 use serde::Deserialize;
 
@@ -15,7 +14,7 @@ use crate::http::{Http, MAX_JSON_BYTES, Response, redact};
 use crate::options::RetryPolicy;
 use crate::progress::{Event, Reporter};
 use crate::repo_path::{encode_path, encode_segment, validate_file_path};
-use crate::retry::{Backoff, is_retryable_status, parse_retry_after};
+use crate::retry::{Backoff, is_retryable_status};
 use crate::verify::{ContentId, is_hex};
 
 /// Largest file size believed from a server (1 PiB); anything above is a lie or an attack.
@@ -315,34 +314,31 @@ fn get_ok(
     reporter: &mut Reporter<'_>,
 ) -> Result<Response> {
     let mut backoff = Backoff::new(retry);
+    // Named in a final network error: what the server said before the connection failed.
+    let mut last_status = None;
     loop {
-        let (reason, retry_after, status) = match http.get_api(url) {
+        let (reason, retry_after) = match http.get_api(url) {
             Ok(resp) if resp.status == 200 => return Ok(resp),
             Ok(mut resp) if is_retryable_status(resp.status) => {
-                let ra = resp
-                    .header("retry-after")
-                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
-                let err = status_error(&mut resp, repo, None, revision);
-                (err, ra, Some(resp.status))
+                last_status = Some(resp.status);
+                let ra = resp.retry_after();
+                (status_error(&mut resp, repo, None, revision), ra)
             }
             Ok(mut resp) => return Err(status_error(&mut resp, repo, None, revision)),
-            Err(e @ Error::Network { .. }) => (e, None, None),
+            Err(e @ Error::Network { .. }) => (e, None),
             Err(e) => return Err(e),
         };
         let Some(delay) = backoff.next_delay(retry_after) else {
-            return Err(match (reason, status) {
-                (
-                    Error::Network {
-                        url, file, message, ..
-                    },
-                    last_status,
-                ) => Error::Network {
+            return Err(match reason {
+                Error::Network {
+                    url, file, message, ..
+                } => Error::Network {
                     url,
                     file,
                     message,
                     last_status,
                 },
-                (other, _) => other,
+                other => other,
             });
         };
         let text = reason.to_string();

@@ -21,7 +21,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::cache::{create_dir_all, fsync_dir, remove_file_if_exists};
 use crate::cancel::Cancel;
@@ -33,7 +33,7 @@ use crate::hub::status_error;
 use crate::options::RetryPolicy;
 use crate::parallel::{self, Pass};
 use crate::progress::{Event, FileInfo, Reporter};
-use crate::retry::{Backoff, is_retryable_status, parse_retry_after};
+use crate::retry::{Backoff, is_retryable_status};
 use crate::segments::Sidecar;
 use crate::verify::{ContentHasher, ContentId, hash_prefix, is_hex};
 
@@ -626,9 +626,7 @@ pub(crate) fn read_some(
 }
 
 pub(crate) fn retry_status(resp: &mut Response, task: &Task<'_>, note: &str) -> Failure {
-    let retry_after = resp
-        .header("retry-after")
-        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let retry_after = resp.retry_after();
     let mut message = resp.header("x-error-message").unwrap_or("").to_string();
     if !note.is_empty() {
         message = if message.is_empty() {
