@@ -91,11 +91,6 @@ impl<'scope> HashThread<'scope> {
         self.jobs.send(Job::Data(buf, len)).map_err(|_| stopped())
     }
 
-    /// Hands back a buffer that was not filled after all.
-    pub(crate) fn give_back(&mut self, buf: Vec<u8>) {
-        self.free.push(buf);
-    }
-
     /// Drops what was hashed so far (queued bytes included) and starts over from `fresh`.
     pub(crate) fn reset(&mut self, fresh: ContentHasher) -> Result<()> {
         self.jobs.send(Job::Reset(fresh)).map_err(|_| stopped())

@@ -183,8 +183,8 @@ fn open(task: &Task<'_>, reporter: &mut Reporter<'_>) -> Result<(File, RangeSet)
     Ok((file, done))
 }
 
-/// Every byte is on disk and hashed: the partial is a plain prefix (the whole file) again, so the
-/// sidecar goes, and the shared verify step decides.
+/// Every byte is on disk and hashed: the shared verify step decides, and flushes, renames and
+/// drops the sidecar (`promote`) or deletes it all (`discard`).
 fn finish(task: &Task<'_>, hashing: Hashing, done: &RangeSet, reused: u64) -> Result<Complete> {
     let size = task.file.size;
     if done.prefix_end() != size || hashing.hashed != size {
@@ -194,16 +194,6 @@ fn finish(task: &Task<'_>, hashing: Hashing, done: &RangeSet, reused: u64) -> Re
             done.prefix_end()
         )));
     }
-    let path = &task.partial_path;
-    hashing
-        .file
-        .set_len(size)
-        .map_err(Error::io_at("truncate", path))?;
-    hashing
-        .file
-        .sync_data()
-        .map_err(Error::io_at("sync", path))?;
-    task.segments.clear();
     Ok(Complete {
         file: hashing.file,
         actual: hashing.hasher.finish(),
@@ -552,6 +542,10 @@ impl Connection<'_, '_> {
             return Ok(());
         }
         let resp = self.open_range(from, to)?;
+        // The piece is written front to back: one seek, then every write follows the last.
+        self.file
+            .seek(SeekFrom::Start(from))
+            .map_err(|e| Error::io("seek", &self.sh.task.partial_path, e))?;
         let url = resp.url.clone();
         let mut body = resp.inner.into_body().into_reader();
         let size = self.sh.task.file.size;
@@ -568,7 +562,9 @@ impl Connection<'_, '_> {
             )?;
             let (take, more) = self.sh.table().reserve(i, at, n as u64);
             if take > 0 {
-                self.write_at(at, take as usize)?;
+                self.file
+                    .write_all(&self.buf[..take as usize])
+                    .map_err(|e| Error::io("write", &self.sh.task.partial_path, e))?;
                 self.sh.table().written(at, take);
                 let _ = self.tx.send(Msg::Bytes(take));
                 *self.progressed = true;
@@ -605,16 +601,6 @@ impl Connection<'_, '_> {
             *self.signed = Some(resp.url.clone());
         }
         Ok(resp)
-    }
-
-    fn write_at(&mut self, at: u64, n: usize) -> Result<()> {
-        let path = &self.sh.task.partial_path;
-        self.file
-            .seek(SeekFrom::Start(at))
-            .map_err(Error::io_at("seek", path))?;
-        self.file
-            .write_all(&self.buf[..n])
-            .map_err(|e| Error::io("write", path, e))
     }
 }
 

@@ -299,10 +299,9 @@ impl Partial {
         buf: Vec<u8>,
         len: usize,
     ) -> Result<()> {
-        if let Err(e) = self.file.write_all(&buf[..len]) {
-            hashing.give_back(buf);
-            return Err(Error::io("write", &task.partial_path, e));
-        }
+        self.file
+            .write_all(&buf[..len])
+            .map_err(|e| Error::io("write", &task.partial_path, e))?;
         hashing.hash(buf, len)?;
         self.len += len as u64;
         if self.len - self.checkpointed >= checkpoint::INTERVAL {
