@@ -341,7 +341,7 @@ impl Error {
 }
 
 /// True when an I/O error means the file system is full (ENOSPC, or ERROR_DISK_FULL on Windows).
-pub fn is_disk_full(e: &io::Error) -> bool {
+fn is_disk_full(e: &io::Error) -> bool {
     if e.kind() == io::ErrorKind::StorageFull {
         return true;
     }

@@ -28,7 +28,7 @@ use crate::options::{
     Component, DEFAULT_API_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, MAX_CONNECTIONS, PullOptions,
     RetryPolicy,
 };
-use crate::progress::{Event, FileInfo, Flow, Observer, Source, Totals};
+use crate::progress::{Event, FileInfo, Flow, Observer, Totals};
 use crate::pull::{PullOutcome, pull};
 
 // ---------------------------------------------------------------------------------------------
@@ -1005,17 +1005,6 @@ impl<'a> View<'a> {
     }
 }
 
-fn source_name(source: Source) -> &'static str {
-    match source {
-        Source::Present => "present",
-        Source::Resume => "resume",
-        Source::SalvagePartial => "salvage_partial",
-        Source::SalvageFile => "salvage_file",
-        Source::Link => "link",
-        Source::Download => "download",
-    }
-}
-
 /// Copies `s` plus a NUL into `buf` and returns it as a C string; an interior NUL ends it early.
 fn c_buffer(buf: &mut Vec<u8>, s: &str) -> *const c_char {
     let end = s.find('\0').unwrap_or(s.len());
@@ -1068,7 +1057,7 @@ impl Bridge {
                 self.totals = totals;
                 self.file_done = on_disk;
                 self.file_offset = on_disk;
-                View::new(K::PlanFile, file.repo, Some(file)).with_message(source_name(source))
+                View::new(K::PlanFile, file.repo, Some(file)).with_message(source.name())
             }
             Event::Plan { totals } => {
                 self.totals = totals;

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::verify::ContentHasher;
 
 /// Bytes per buffer: the size of one write to the partial.
-pub(crate) const BUF_SIZE: usize = 1 << 20;
+const BUF_SIZE: usize = 1 << 20;
 /// Buffers in circulation: one being filled while the others wait for or undergo hashing.
 const DEPTH: usize = 4;
 

@@ -32,7 +32,7 @@ pub(crate) mod salvage;
 pub(crate) mod segments;
 pub mod select;
 pub mod stamps;
-pub mod throttle;
+pub(crate) mod throttle;
 pub mod tls;
 pub mod transfer;
 pub mod verify;

@@ -66,7 +66,7 @@ use crate::transfer::{
 use crate::verify::ContentHasher;
 
 /// Smallest file fetched with several connections; below it one connection is as fast.
-pub(crate) const MIN_SIZE: u64 = 16 << 20;
+const MIN_SIZE: u64 = 16 << 20;
 /// Largest piece, i.e. largest single request. Small enough that the hash never lags far behind
 /// and a slow connection's last piece is short; large enough that a request's round trip is a
 /// small cost next to its transfer.

@@ -37,6 +37,20 @@ pub enum Source {
     Download,
 }
 
+impl Source {
+    /// Stable snake_case name, as the CLI's JSON and the C API's `PLAN_FILE` message give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Present => "present",
+            Source::Resume => "resume",
+            Source::SalvagePartial => "salvage_partial",
+            Source::SalvageFile => "salvage_file",
+            Source::Link => "link",
+            Source::Download => "download",
+        }
+    }
+}
+
 /// Running totals over the whole pull, carried by most events.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Totals {

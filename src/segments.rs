@@ -89,7 +89,7 @@ impl RangeSet {
         holes
     }
 
-    pub(crate) fn ranges(&self) -> &[(u64, u64)] {
+    fn ranges(&self) -> &[(u64, u64)] {
         &self.ranges
     }
 }

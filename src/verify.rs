@@ -108,7 +108,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Size of the blocks read when hashing files on disk.
-pub(crate) const HASH_BLOCK: usize = 1 << 20;
+const HASH_BLOCK: usize = 1 << 20;
 
 /// Hashes the first `len` bytes of `path` into `hasher`, checking for cancellation between blocks.
 /// Fails if the file is shorter than `len`.

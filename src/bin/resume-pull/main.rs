@@ -14,7 +14,7 @@ use lemon_pull::{CancelToken, Component, Error, Flow, PullOptions, PullOutcome, 
 use serde_json::json;
 
 use args::{Args, Command, USAGE};
-use render::{Mode, Renderer, bytes, println_json, source_name};
+use render::{Mode, Renderer, bytes, println_json};
 
 /// Exit status after SIGINT/SIGTERM, as shells report a death by SIGINT.
 const EXIT_INTERRUPTED: u8 = 130;
@@ -76,7 +76,9 @@ fn run(a: Args) -> ExitCode {
     opts.offline = a.offline;
     opts.ca_bundle = a.ca_bundle;
     opts.max_bytes_per_sec = a.max_rate;
-    opts.connections = a.connections.unwrap_or(1);
+    if let Some(n) = a.connections {
+        opts.connections = n;
+    }
     opts.cancel = Some(token);
 
     let mut renderer = Renderer::new(mode);
@@ -143,7 +145,7 @@ fn report_success(r: &mut Renderer, o: &PullOutcome) {
                 "repo": r.repo, "snapshot": r.snapshot, "bytes": r.bytes,
             })).collect::<Vec<_>>(),
             "plan": o.plan.iter().map(|p| json!({
-                "repo": p.repo, "path": p.path, "size": p.size, "source": source_name(p.source),
+                "repo": p.repo, "path": p.path, "size": p.size, "source": p.source.name(),
                 "on_disk": p.on_disk, "to_download": p.missing(), "from": p.from,
             })).collect::<Vec<_>>(),
         }));

@@ -254,18 +254,6 @@ fn file_json(f: &FileInfo<'_>) -> Value {
     json!({ "repo": f.repo, "path": f.path, "index": f.index, "size": f.size })
 }
 
-pub fn source_name(s: Source) -> &'static str {
-    match s {
-        Source::Present => "present",
-        Source::Resume => "resume",
-        Source::SalvagePartial => "salvage_partial",
-        Source::SalvageFile => "salvage_file",
-        Source::Link => "link",
-        Source::Download => "download",
-        _ => "other",
-    }
-}
-
 /// One JSON object per event; `event` names the kind.
 pub fn event_json(ev: &Event<'_>) -> Value {
     match ev {
@@ -285,7 +273,7 @@ pub fn event_json(ev: &Event<'_>) -> Value {
             on_disk,
             ..
         } => json!({
-            "event": "plan_file", "file": file_json(file), "source": source_name(*source), "on_disk": on_disk
+            "event": "plan_file", "file": file_json(file), "source": source.name(), "on_disk": on_disk
         }),
         Event::Plan { totals } => json!({"event": "plan", "totals": totals_json(totals)}),
         Event::FileStart {
@@ -327,7 +315,7 @@ pub fn event_json(ev: &Event<'_>) -> Value {
             bytes,
             how,
         } => json!({
-            "event": "salvaged", "file": file_json(file), "from": from, "bytes": bytes, "how": source_name(*how)
+            "event": "salvaged", "file": file_json(file), "from": from, "bytes": bytes, "how": how.name()
         }),
         Event::Reclaimed {
             repo,
