@@ -11,7 +11,7 @@
 //! every selected file must be on disk at its listed size; a component file that
 //! `.no_exist/<commit>/<path>` records as absent is reported as not in the repository.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::cache::{MANIFEST_NAME, PARTIAL_SUFFIX, RepoCache};
 use crate::cancel::Cancel;
@@ -20,6 +20,7 @@ use crate::hub::MAX_FILE_SIZE;
 use crate::progress::{Event, Reporter, Source};
 use crate::pull::{PlannedFile, PullOutcome, RepoOutcome};
 use crate::repo_path::{is_commit_sha, validate_file_path};
+use crate::salvage::{Links, files_below};
 use crate::select::{Selection, select};
 use crate::stamps::Stamps;
 use crate::verify::hash_file;
@@ -231,44 +232,19 @@ fn complete_files(snapshot: &Path, repo: &str, commit: &str) -> Result<Vec<(Stri
             format!("snapshot {commit} is incomplete (a download was interrupted)"),
         ));
     }
-    let mut out = Vec::new();
-    walk(snapshot, String::new(), 0, &mut out);
-    if let Some((rel, _)) = out.iter().find(|(rel, _)| rel.ends_with(PARTIAL_SUFFIX)) {
+    let found = files_below(snapshot, Links::FollowToFiles);
+    if let Some(f) = found.iter().find(|f| f.partial) {
         return Err(not_cached(
             repo,
-            format!("snapshot {commit} is incomplete ({rel} is still partial)"),
+            format!(
+                "snapshot {commit} is incomplete ({}{PARTIAL_SUFFIX} is still partial)",
+                f.rel
+            ),
         ));
     }
+    let mut out: Vec<(String, u64)> = found.into_iter().map(|f| (f.rel, f.len)).collect();
     out.sort();
     Ok(out)
-}
-
-fn walk(dir: &Path, prefix: String, depth: usize, out: &mut Vec<(String, u64)>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in rd.flatten() {
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        let rel = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let path: PathBuf = entry.path();
-        match std::fs::metadata(&path) {
-            Ok(m)
-                if m.is_dir()
-                    && depth < 32
-                    && !entry.file_type().map(|t| t.is_symlink()).unwrap_or(true) =>
-            {
-                walk(&path, rel, depth + 1, out)
-            }
-            Ok(m) if m.is_file() => out.push((rel, m.len())),
-            _ => {}
-        }
-    }
 }
 
 /// A file we verified once must still be that content: trusted while its `stat` is unchanged,

@@ -182,8 +182,7 @@ fn scan_folder(
     dir: &Path,
     scan: &mut Scan,
 ) {
-    let mut files = Vec::new();
-    walk(dir, "", 0, &mut files);
+    let files = files_below(dir, Links::Skip);
     let recorded = ids.folder(&normalize(dir));
     let in_target = name == target;
     let has_manifest = dir.join(MANIFEST_NAME).is_file();
@@ -336,17 +335,34 @@ fn lock_is_free(path: &Path) -> bool {
 }
 
 /// A regular file below a snapshot folder.
-struct Found {
+pub(crate) struct Found {
     /// Repo path of the file it is (a copy or a partial of).
-    rel: String,
-    path: PathBuf,
-    partial: bool,
-    len: u64,
+    pub rel: String,
+    pub path: PathBuf,
+    pub partial: bool,
+    pub len: u64,
+}
+
+/// What a walk does with a symlink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Links {
+    /// Skip it: salvage never moves or counts what another tool's link points at.
+    Skip,
+    /// Count a link to a file as that file (another tool's snapshot links into `blobs/`); links
+    /// to folders are never followed.
+    FollowToFiles,
+}
+
+/// Every file below the snapshot folder `dir` (its manifest aside), partials marked.
+pub(crate) fn files_below(dir: &Path, links: Links) -> Vec<Found> {
+    let mut out = Vec::new();
+    walk(dir, "", 0, links, &mut out);
+    out
 }
 
 /// Collects every regular file below `dir`. Sizes come from `DirEntry::metadata`, which asks
 /// relative to the open folder instead of walking the whole path again for each file.
-fn walk(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<Found>) {
+fn walk(dir: &Path, prefix: &str, depth: usize, links: Links, out: &mut Vec<Found>) {
     if depth > MAX_DEPTH {
         return;
     }
@@ -361,25 +377,30 @@ fn walk(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<Found>) {
         } else {
             format!("{prefix}/{name}")
         };
-        if ft.is_symlink() {
-            continue;
+        let meta = if ft.is_symlink() {
+            match (links, fs::metadata(entry.path())) {
+                (Links::FollowToFiles, Ok(m)) if m.is_file() => m,
+                _ => continue,
+            }
         } else if ft.is_dir() {
-            walk(&entry.path(), &rel, depth + 1, out);
-        } else if ft.is_file() && depth == 0 && name == MANIFEST_NAME {
+            walk(&entry.path(), &rel, depth + 1, links, out);
             continue;
-        } else if ft.is_file() {
+        } else if ft.is_file() && !(depth == 0 && name == MANIFEST_NAME) {
             let Ok(meta) = entry.metadata() else { continue };
-            let (rel, partial) = match rel.strip_suffix(PARTIAL_SUFFIX) {
-                Some(base) if !base.is_empty() => (base.to_string(), true),
-                _ => (rel, false),
-            };
-            out.push(Found {
-                rel,
-                path: entry.path(),
-                partial,
-                len: meta.len(),
-            });
-        }
+            meta
+        } else {
+            continue;
+        };
+        let (rel, partial) = match rel.strip_suffix(PARTIAL_SUFFIX) {
+            Some(base) if !base.is_empty() => (base.to_string(), true),
+            _ => (rel, false),
+        };
+        out.push(Found {
+            rel,
+            path: entry.path(),
+            partial,
+            len: meta.len(),
+        });
     }
 }
 
@@ -521,9 +542,7 @@ pub(crate) fn judge_orphans(
 /// Its verified-file stamps go last, with the folder they describe.
 pub(crate) fn remove_orphan(cache: &RepoCache, name: &str) -> Result<()> {
     let dir = cache.snapshot_dir(name);
-    let mut files = Vec::new();
-    walk(&dir, "", 0, &mut files);
-    for Found { path, .. } in files {
+    for Found { path, .. } in files_below(&dir, Links::Skip) {
         crate::cache::remove_file_if_exists(&path)?;
     }
     crate::cache::remove_file_if_exists(&dir.join(MANIFEST_NAME))?;
