@@ -292,15 +292,16 @@ hf_hub_download(sys.argv[1], sys.argv[2])
 fn a_partial_left_by_a_killed_huggingface_hub_is_resumed() {
     let Some(py) = python() else { return };
     let hub = MockHub::start();
-    let data = pseudo_random_bytes(5, 8 << 20);
+    // huggingface_hub writes in chunks of 10 MiB (`DOWNLOAD_CHUNK_SIZE`): the file must be
+    // several chunks long for a partial to exist on disk while the download still runs.
+    let data = pseudo_random_bytes(5, 32 << 20);
     let sha = hub.commit(
         REPO,
         "main",
         vec![MockFile::lfs("model.gguf", data.clone())],
     );
-    // Slow enough that the download is still running when the partial passes 1 MiB, even when
-    // this test waits for a busy machine.
-    hub.set_rate_limit(Some(512 << 10));
+    // At 4 MiB/s its first chunk lands after 2.5 s and the download ends after 8 s.
+    hub.set_rate_limit(Some(4 << 20));
     let cache = TempDir::new("hf-python-killed");
     let endpoint = hub.endpoint();
     let args = [REPO, "model.gguf"];
