@@ -159,18 +159,19 @@ impl Sidecar {
     /// still inside the file and whose tails still match. An unreadable sidecar, or one written for
     /// another size, trusts nothing: the partial may have holes anywhere.
     pub(crate) fn trusted(&self, partial: &Path, size: u64) -> Option<RangeSet> {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-            Err(_) => return Some(RangeSet::default()),
-        };
-        let Ok(record) = serde_json::from_slice::<Record>(&bytes) else {
-            return Some(RangeSet::default());
-        };
-        if record.size != size {
-            return Some(RangeSet::default());
+        Some(match self.load()? {
+            Some(record) if record.size == size => verified_ranges(partial, &record),
+            _ => RangeSet::default(),
+        })
+    }
+
+    /// The record: `None` without a sidecar, `Some(None)` when there is one that cannot be read.
+    fn load(&self) -> Option<Option<Record>> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => Some(serde_json::from_slice(&bytes).ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(_) => Some(None),
         }
-        Some(verified_ranges(partial, &record))
     }
 
     /// Forgets the ranges (the partial is whole again, or gone).
@@ -201,14 +202,12 @@ fn verified_ranges(partial: &Path, record: &Record) -> RangeSet {
 /// Bytes of the partial at `partial` (`on_disk` long, content `id`) that a resume can keep: its
 /// length for a plain prefix, the recorded bytes when a segments sidecar says it has holes. Used
 /// by salvage to rank candidates.
+/// The same rules as [`Sidecar::trusted`], whose file size salvage does not know yet.
 pub(crate) fn usable_len(state_dir: &Path, id: &ContentId, partial: &Path, on_disk: u64) -> u64 {
-    let sidecar = Sidecar::new(state_dir, id);
-    let Ok(bytes) = std::fs::read(&sidecar.path) else {
-        return on_disk;
-    };
-    match serde_json::from_slice::<Record>(&bytes) {
-        Ok(record) => verified_ranges(partial, &record).total(),
-        Err(_) => 0,
+    match Sidecar::new(state_dir, id).load() {
+        None => on_disk,
+        Some(Some(record)) => verified_ranges(partial, &record).total(),
+        Some(None) => 0,
     }
 }
 
