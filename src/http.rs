@@ -23,6 +23,8 @@ use crate::cancel::{Cancel, POLL};
 use crate::error::{Error, Result};
 use crate::throttle::Throttle;
 
+/// What every request of ours (pulls and the trust check) says it is.
+pub(crate) const USER_AGENT: &str = concat!("lemon-pull/", env!("CARGO_PKG_VERSION"));
 /// Redirect hops followed per request (lemonade's limit).
 pub(crate) const MAX_REDIRECTS: usize = 5;
 
@@ -193,7 +195,7 @@ impl Http {
             .tls_config(tls.clone())
             .http_status_as_error(false)
             .max_redirects(0)
-            .user_agent(concat!("lemon-pull/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .timeout_connect(Some(cfg.connect_timeout))
             .timeout_per_read(Some(cfg.stall_timeout))
             .timeout_recv_response(Some(cfg.stall_timeout))

@@ -353,7 +353,7 @@ pub fn check_trust(url: &str, ca_bundle: Option<&Path>) -> Result<TrustCheck> {
         .tls_config(tls)
         .http_status_as_error(false)
         .max_redirects(0)
-        .user_agent(concat!("lemon-pull/", env!("CARGO_PKG_VERSION")))
+        .user_agent(crate::http::USER_AGENT)
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_recv_response(Some(Duration::from_secs(60)))
         .build()
