@@ -102,13 +102,16 @@ impl Response {
             .and_then(|v| crate::retry::parse_retry_after(v, std::time::SystemTime::now()))
     }
 
+    /// The `Content-Length` the server announced, if it is a number.
+    pub(crate) fn content_length(&self) -> Option<u64> {
+        content_length(self.inner.headers())
+    }
+
     /// The body as a string, at most `limit` bytes (longer = [`Error::InvalidResponse`]). A body
     /// whose `Content-Length` announces more than `limit` is refused before a byte of it is read.
     pub(crate) fn text(&mut self, limit: u64) -> Result<String> {
         let url = self.url.clone();
-        if let Some(len) = self
-            .header("content-length")
-            .and_then(|v| v.trim().parse::<u64>().ok())
+        if let Some(len) = self.content_length()
             && len > limit
         {
             return Err(Error::InvalidResponse {
@@ -344,14 +347,17 @@ impl Http {
 /// Largest redirect body read to its end so that its connection can be reused.
 const MAX_DRAINED_BODY: u64 = 64 << 10;
 
+fn content_length(headers: &ureq::http::HeaderMap) -> Option<u64> {
+    headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Reads a short body to its end, which is what returns its connection to the pool (ureq reuses
 /// only fully read connections); a long or unannounced body is dropped with its connection.
 fn drain_small_body(resp: ureq::http::Response<ureq::Body>) {
-    let announced = resp
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let announced = content_length(resp.headers());
     if announced.is_some_and(|n| n <= MAX_DRAINED_BODY) {
         let _ = resp
             .into_body()

@@ -706,9 +706,7 @@ fn check_hub_headers(task: &Task<'_>, resp: &Response) -> Result<(), Failure> {
 }
 
 fn check_content_length(task: &Task<'_>, resp: &Response) -> Result<(), Failure> {
-    if let Some(len) = resp
-        .header("content-length")
-        .and_then(|v| v.trim().parse::<u64>().ok())
+    if let Some(len) = resp.content_length()
         && len != task.file.size
     {
         return Err(invalid(
