@@ -5,40 +5,43 @@
 //! beside `X`, `.download_manifest.json` while incomplete, `refs/<rev>` written last). Every byte is
 //! verified against its content id (sha256 for LFS files, git blob sha1 for the rest).
 //!
-//! The pipeline, one module per step: [`hub`] (resolve + list) → [`select`] → [`cache`] (lock,
-//! layout) → [`manifest`] → [`transfer`] (+ [`verify`]) → commit (in [`pull`](mod@pull)).
+//! The pipeline, one folder per stage (modules import downward only):
+//! - `pull/`: one pull from request to commit (request, plan, execute, commit, answer from the cache);
+//! - `select/`: which files of a listing a pull wants (globs, GGUF variants);
+//! - `salvage`: finding usable bytes in other snapshot folders and other tools' blobs;
+//! - `transfer/`: bringing one file to its verified final name (partial, wire, sequential and parallel
+//!   passes, segments sidecar, checkpoints, hashing thread);
+//! - `net/`: HTTP, TLS, the Hub API, retry policy and the bandwidth cap;
+//! - `cache`, `manifest`, `stamps`, `verify`: the on-disk layout and content identity;
+//! - `progress`, `error`, `options`, `cancel`: what a caller passes in and hears back;
+//! - `ffi/`: the C ABI (`include/lemon_pull.h`), the only place `unsafe` is allowed.
 #![deny(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
-pub mod cache;
-pub mod cancel;
-pub mod checkpoint;
-pub mod error;
+mod cache;
+mod cancel;
+mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
-pub(crate) mod hash_thread;
-pub mod housekeeping;
-pub(crate) mod http;
-pub mod hub;
-pub mod manifest;
-pub(crate) mod offline;
-pub mod options;
-pub(crate) mod parallel;
-pub mod progress;
-pub mod pull;
-pub mod repo_path;
-pub(crate) mod retry;
-pub(crate) mod salvage;
-pub(crate) mod segments;
-pub mod select;
-pub mod stamps;
-pub(crate) mod throttle;
-pub mod tls;
-pub mod transfer;
-pub mod verify;
+mod housekeeping;
+mod manifest;
+mod net;
+mod options;
+mod progress;
+mod pull;
+mod repo_path;
+mod salvage;
+mod select;
+mod stamps;
+mod transfer;
+mod verify;
 
-pub use cancel::CancelToken;
+pub use cancel::{Cancel, CancelToken};
 pub use error::{Error, Result, Status};
-pub use options::{Component, PullOptions, RetryPolicy};
-pub use progress::{Event, Flow, Observer};
+pub use housekeeping::{gc, status};
+pub use net::tls::{BundleSource, Trust, TrustCheck, check_trust};
+pub use options::{Component, MAX_CONNECTIONS, PullOptions, RetryPolicy, resolve_cache_dir};
+pub use progress::{Event, FileInfo, Flow, Observer, Silent, Source, Totals};
 pub use pull::{PlannedFile, PullOutcome, Reclaimed, RepoOutcome, pull};
+pub use select::{available_variants, split_repo_variant};
+pub use transfer::checkpoint::INTERVAL as CHECKPOINT_INTERVAL;

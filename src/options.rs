@@ -130,7 +130,7 @@ pub struct PullOptions {
     pub offline: bool,
     /// CA bundle (PEM file, DER certificate or folder of them) trusted for https instead of the
     /// default roots; `None` = `SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE`, else the
-    /// system trust store. See [`crate::tls`].
+    /// system trust store (see [`check_trust`](crate::check_trust)).
     pub ca_bundle: Option<PathBuf>,
 }
 

@@ -19,10 +19,10 @@ use std::path::{Path, PathBuf};
 
 use crate::cache::{MANIFEST_NAME, PARTIAL_SUFFIX, RepoCache, partial_of};
 use crate::error::{Error, Result};
-use crate::hub::RemoteFile;
 use crate::manifest::Manifest;
-use crate::segments;
+use crate::net::hub::RemoteFile;
 use crate::stamps::Stamps;
+use crate::transfer::segments;
 use crate::verify::{ContentId, is_hex};
 
 /// Deepest folder nesting followed inside a snapshot (repo paths are short; this bounds hostile trees).
@@ -39,7 +39,7 @@ pub(crate) struct Candidate {
     pub path: PathBuf,
     /// A `.partial` (prefix) rather than a complete file.
     pub partial: bool,
-    /// Bytes on disk; for a partial with holes (see [`crate::segments`]), the bytes it holds.
+    /// Bytes on disk; for a partial with holes (see [`crate::transfer::segments`]), the bytes it holds.
     pub len: u64,
     /// Recorded content id, if any.
     pub id: Option<ContentId>,

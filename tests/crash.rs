@@ -8,7 +8,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use common::{TempDir, options, tree};
-use lemon_pull::progress::Silent;
+use lemon_pull::Silent;
 use lemon_pull::{Event, Flow};
 use support::mock_hub::{MockFile, MockHub, pseudo_random_bytes};
 

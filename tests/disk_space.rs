@@ -66,7 +66,7 @@ fn preflight_refuses_when_missing_bytes_do_not_fit() {
     );
     let err = lemon_pull::pull(
         &options(&hub.endpoint(), disk.path(), REPO),
-        &mut lemon_pull::progress::Silent,
+        &mut lemon_pull::Silent,
     )
     .expect_err("does not fit");
     assert_eq!(err.status(), Status::InsufficientSpace);
@@ -119,8 +119,7 @@ fn disk_full_mid_transfer_keeps_partial_and_next_pull_completes() {
     hub.set_rate_limit(None);
     std::thread::sleep(std::time::Duration::from_millis(300));
     hub.reset_counters();
-    lemon_pull::pull(&o, &mut lemon_pull::progress::Silent)
-        .expect("completes after space is freed");
+    lemon_pull::pull(&o, &mut lemon_pull::Silent).expect("completes after space is freed");
     assert_eq!(fs::read(snap.join("model.gguf")).expect("file"), data);
     assert_eq!(
         hub.bytes_served(REPO, "model.gguf"),

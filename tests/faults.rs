@@ -332,7 +332,7 @@ fn gateway_timeouts_outlasting_the_retries_name_file_and_status() {
     let mut o = options(&hub.endpoint(), cache.path(), REPO);
     o.retry = quick_policy(3);
     let started = Instant::now();
-    let err = lemon_pull::pull(&o, &mut lemon_pull::progress::Silent).expect_err("gives up");
+    let err = lemon_pull::pull(&o, &mut lemon_pull::Silent).expect_err("gives up");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(err.status(), Status::Http, "{err}");
     assert_eq!(err.http_status(), Some(504));
@@ -347,7 +347,7 @@ fn gateway_timeouts_outlasting_the_retries_name_file_and_status() {
     );
 
     hub.clear_faults();
-    lemon_pull::pull(&o, &mut lemon_pull::progress::Silent).expect("next pull completes");
+    lemon_pull::pull(&o, &mut lemon_pull::Silent).expect("next pull completes");
     assert_snapshot_matches(cache.path(), &sha, &files);
     assert_served_once(&hub, &files);
 }
@@ -405,7 +405,7 @@ fn silence_outlasting_the_retries_is_a_network_error_naming_the_file() {
     o.stall_timeout = Duration::from_millis(400);
     o.retry = quick_policy(2);
     let started = Instant::now();
-    let err = lemon_pull::pull(&o, &mut lemon_pull::progress::Silent).expect_err("gives up");
+    let err = lemon_pull::pull(&o, &mut lemon_pull::Silent).expect_err("gives up");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(err.status(), Status::Network, "{err}");
     assert_eq!(err.http_status(), None);
@@ -447,7 +447,7 @@ fn dns_failure_is_a_network_error_after_bounded_retries() {
     o.retry = quick_policy(1);
     o.connect_timeout = Duration::from_secs(3);
     let started = Instant::now();
-    let err = lemon_pull::pull(&o, &mut lemon_pull::progress::Silent).expect_err("no such host");
+    let err = lemon_pull::pull(&o, &mut lemon_pull::Silent).expect_err("no such host");
     assert!(started.elapsed() < Duration::from_secs(15));
     assert_eq!(err.status(), Status::Network, "{err}");
     assert!(
@@ -515,7 +515,7 @@ fn cdn_down_while_the_hub_answers_keeps_the_partial() {
     assert_eq!(resolves, 1 + 3, "the first URL, then one per retry");
 
     hub.set_cdn_base(None);
-    lemon_pull::pull(&o, &mut lemon_pull::progress::Silent).expect("CDN back");
+    lemon_pull::pull(&o, &mut lemon_pull::Silent).expect("CDN back");
     assert_snapshot_matches(cache.path(), &sha, &files);
     assert_served_once(&hub, &files);
 }
@@ -574,7 +574,7 @@ fn total_retry_wait_is_bounded_by_the_policy() {
             );
         }
         let started = Instant::now();
-        let err = lemon_pull::pull(&o, &mut lemon_pull::progress::Silent).expect_err(retry_after);
+        let err = lemon_pull::pull(&o, &mut lemon_pull::Silent).expect_err(retry_after);
         assert!(started.elapsed() < Duration::from_secs(4), "{retry_after}");
         assert_eq!(err.http_status(), Some(429), "{err}");
         assert!(err.to_string().contains("small.bin"), "{err}");
@@ -600,7 +600,7 @@ fn api_retries_are_bounded_too() {
     let mut o = options(&hub.endpoint(), cache.path(), REPO);
     o.retry = quick_policy(4);
     let started = Instant::now();
-    let err = lemon_pull::pull(&o, &mut lemon_pull::progress::Silent).expect_err("gives up");
+    let err = lemon_pull::pull(&o, &mut lemon_pull::Silent).expect_err("gives up");
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(err.http_status(), Some(503), "{err}");
     assert_eq!(hub.pending_faults(), 50 - 5);

@@ -12,7 +12,7 @@ use std::fs;
 use std::process::Command;
 
 use common::{TempDir, options};
-use lemon_pull::progress::Silent;
+use lemon_pull::Silent;
 use lemon_pull::{Event, Flow};
 use support::mock_hub::{MockFile, MockHub, pseudo_random_bytes};
 

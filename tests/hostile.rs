@@ -127,7 +127,7 @@ fn snapshot_tree(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
 }
 
 fn pull(o: &PullOptions) -> lemon_pull::Result<lemon_pull::PullOutcome> {
-    lemon_pull::pull(o, &mut lemon_pull::progress::Silent)
+    lemon_pull::pull(o, &mut lemon_pull::Silent)
 }
 
 fn hex40() -> String {

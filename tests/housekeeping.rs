@@ -6,10 +6,10 @@ mod support;
 use std::fs;
 
 use common::{TempDir, options};
-use lemon_pull::cancel::Cancel;
-use lemon_pull::housekeeping::{gc, status};
-use lemon_pull::progress::Silent;
+use lemon_pull::Cancel;
+use lemon_pull::Silent;
 use lemon_pull::{Event, Flow};
+use lemon_pull::{gc, status};
 use support::mock_hub::{MockFile, MockHub, pseudo_random_bytes};
 
 const REPO: &str = "org/model";

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use common::{TempDir, options};
-use lemon_pull::progress::{Silent, Source};
+use lemon_pull::{Silent, Source};
 use support::mock_hub::{MockFile, MockHub, pseudo_random_bytes};
 
 const REPO: &str = "org/model";

@@ -22,8 +22,8 @@ use support::mock_hub::{MockFile, MockHub, pseudo_random_bytes};
 
 const REPO: &str = "org/model";
 const MB: u64 = 1 << 20;
-/// Must match `lemon_pull::checkpoint::INTERVAL`.
-const CHECKPOINT: u64 = lemon_pull::checkpoint::INTERVAL;
+/// Must match `lemon_pull::CHECKPOINT_INTERVAL`.
+const CHECKPOINT: u64 = lemon_pull::CHECKPOINT_INTERVAL;
 
 struct Rng(u64);
 

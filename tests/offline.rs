@@ -7,8 +7,8 @@ mod support;
 use std::fs;
 
 use common::{TempDir, options};
+use lemon_pull::Silent;
 use lemon_pull::Status;
-use lemon_pull::progress::Silent;
 use support::mock_hub::{MockFile, MockHub, pseudo_random_bytes};
 
 const REPO: &str = "org/model";

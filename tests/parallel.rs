@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{Seen, TempDir, options, pull_recording, tree};
-use lemon_pull::progress::{Silent, Source};
 use lemon_pull::{Error, Event, Flow, PullOptions};
+use lemon_pull::{Silent, Source};
 use serde_json::Value;
 use support::mock_hub::{Fault, MockFile, MockHub, Target, pseudo_random_bytes};
 

@@ -88,7 +88,7 @@ fn lfs_goes_through_cdn_host_and_token_stays_on_hub() {
     let cache = TempDir::new("token");
     let mut o = options(&hub.endpoint(), cache.path(), REPO);
     o.token = Some("hf_secret".into());
-    lemon_pull::pull(&o, &mut lemon_pull::progress::Silent).expect("pull");
+    lemon_pull::pull(&o, &mut lemon_pull::Silent).expect("pull");
     let log = hub.requests();
     let cdn: Vec<_> = log.iter().filter(|r| r.path.starts_with("/cdn/")).collect();
     assert!(!cdn.is_empty(), "LFS files must come from the CDN host");
@@ -132,7 +132,7 @@ fn variant_selection_takes_only_that_quantization() {
     let cache = TempDir::new("variant");
     let out = lemon_pull::pull(
         &options(&hub.endpoint(), cache.path(), "org/model:Q4_K_M"),
-        &mut lemon_pull::progress::Silent,
+        &mut lemon_pull::Silent,
     )
     .expect("pull Q4_K_M");
     assert_eq!(tree(&out.snapshot_path), ["config.json", "m-Q4_K_M.gguf"]);
@@ -140,7 +140,7 @@ fn variant_selection_takes_only_that_quantization() {
 
     let out = lemon_pull::pull(
         &options(&hub.endpoint(), cache.path(), "org/model:Q6_K"),
-        &mut lemon_pull::progress::Silent,
+        &mut lemon_pull::Silent,
     )
     .expect("pull Q6_K");
     let t = tree(&out.snapshot_path);
@@ -149,7 +149,7 @@ fn variant_selection_takes_only_that_quantization() {
 
     let err = lemon_pull::pull(
         &options(&hub.endpoint(), cache.path(), "org/model:Q5_K_M"),
-        &mut lemon_pull::progress::Silent,
+        &mut lemon_pull::Silent,
     )
     .expect_err("no such variant");
     assert_eq!(err.status(), Status::FileNotFound);
@@ -168,10 +168,10 @@ fn include_and_exclude_globs() {
     let mut o = options(&hub.endpoint(), cache.path(), REPO);
     o.include = vec!["*.json".into(), "sub/*".into()];
     o.exclude = vec!["*.txt".into()];
-    let out = lemon_pull::pull(&o, &mut lemon_pull::progress::Silent).expect("pull");
+    let out = lemon_pull::pull(&o, &mut lemon_pull::Silent).expect("pull");
     assert_eq!(tree(&out.snapshot_path), ["config.json"]);
     o.include = vec!["nothing-*".into()];
-    let err = lemon_pull::pull(&o, &mut lemon_pull::progress::Silent).expect_err("empty");
+    let err = lemon_pull::pull(&o, &mut lemon_pull::Silent).expect_err("empty");
     assert_eq!(err.status(), Status::NoFilesSelected);
 }
 
@@ -281,7 +281,7 @@ fn range_not_satisfiable_restarts_cleanly() {
     .expect("partial");
     lemon_pull::pull(
         &options(&hub.endpoint(), cache.path(), REPO),
-        &mut lemon_pull::progress::Silent,
+        &mut lemon_pull::Silent,
     )
     .expect("pull");
     assert_snapshot_matches(cache.path(), &sha, &files);
@@ -306,7 +306,7 @@ fn wrong_content_range_is_never_appended() {
     .expect("partial");
     lemon_pull::pull(
         &options(&hub.endpoint(), cache.path(), REPO),
-        &mut lemon_pull::progress::Silent,
+        &mut lemon_pull::Silent,
     )
     .expect("pull");
     assert_snapshot_matches(cache.path(), &sha, &files);
@@ -385,7 +385,7 @@ fn retries_end_in_a_typed_error_naming_file_and_status() {
     let cache = TempDir::new("exhaust");
     let err = lemon_pull::pull(
         &options(&hub.endpoint(), cache.path(), REPO),
-        &mut lemon_pull::progress::Silent,
+        &mut lemon_pull::Silent,
     )
     .expect_err("must give up");
     assert_eq!(err.http_status(), Some(503));
@@ -393,7 +393,7 @@ fn retries_end_in_a_typed_error_naming_file_and_status() {
     hub.clear_faults();
     lemon_pull::pull(
         &options(&hub.endpoint(), cache.path(), REPO),
-        &mut lemon_pull::progress::Silent,
+        &mut lemon_pull::Silent,
     )
     .expect("then succeeds");
 }
@@ -414,7 +414,7 @@ fn stalled_body_is_abandoned_and_resumed() {
     let mut o = options(&hub.endpoint(), cache.path(), REPO);
     o.stall_timeout = Duration::from_millis(700);
     let started = std::time::Instant::now();
-    lemon_pull::pull(&o, &mut lemon_pull::progress::Silent).expect("pull");
+    lemon_pull::pull(&o, &mut lemon_pull::Silent).expect("pull");
     assert!(
         started.elapsed() < Duration::from_secs(8),
         "watchdog must not wait for the stall to end"
@@ -442,7 +442,7 @@ fn expired_cdn_url_is_re_resolved() {
     let cache = TempDir::new("expired");
     lemon_pull::pull(
         &options(&hub.endpoint(), cache.path(), REPO),
-        &mut lemon_pull::progress::Silent,
+        &mut lemon_pull::Silent,
     )
     .expect("pull");
     assert_snapshot_matches(cache.path(), &sha, &files);
@@ -464,7 +464,7 @@ fn corrupted_file_is_detected_and_downloaded_again() {
     let sha = hub.commit(REPO, "main", files.clone());
     let cache = TempDir::new("corrupt");
     let o = options(&hub.endpoint(), cache.path(), REPO);
-    lemon_pull::pull(&o, &mut lemon_pull::progress::Silent).expect("first pull");
+    lemon_pull::pull(&o, &mut lemon_pull::Silent).expect("first pull");
     let f = cache
         .path()
         .join("models--org--model/snapshots")
@@ -474,7 +474,7 @@ fn corrupted_file_is_detected_and_downloaded_again() {
     bytes[1234] ^= 0x40;
     fs::write(&f, &bytes).expect("flip a byte");
     hub.reset_counters();
-    let out = lemon_pull::pull(&o, &mut lemon_pull::progress::Silent).expect("second pull");
+    let out = lemon_pull::pull(&o, &mut lemon_pull::Silent).expect("second pull");
     assert_snapshot_matches(cache.path(), &sha, &files);
     assert_eq!(hub.bytes_served(REPO, "small.bin"), 300_000);
     assert_eq!(hub.bytes_served_total(), 300_000, "only the corrupted file");
@@ -507,7 +507,7 @@ fn no_op_pull_costs_one_api_call_and_no_hashing() {
     let sha = hub.commit(REPO, "main", files.clone());
     let cache = TempDir::new("noop");
     let o = options(&hub.endpoint(), cache.path(), REPO);
-    lemon_pull::pull(&o, &mut lemon_pull::progress::Silent).expect("first pull");
+    lemon_pull::pull(&o, &mut lemon_pull::Silent).expect("first pull");
 
     // Change the bytes in place but restore size and mtime: a re-hash would notice, a stamp does not.
     let f = cache
@@ -528,7 +528,7 @@ fn no_op_pull_costs_one_api_call_and_no_hashing() {
     }
     hub.reset_counters();
     let before = hub.requests().len();
-    let out = lemon_pull::pull(&o, &mut lemon_pull::progress::Silent).expect("no-op pull");
+    let out = lemon_pull::pull(&o, &mut lemon_pull::Silent).expect("no-op pull");
     assert_eq!(out.totals.bytes_downloaded, 0);
     assert_eq!(hub.bytes_served_total(), 0);
     let new: Vec<_> = hub.requests().into_iter().skip(before).collect();
@@ -567,7 +567,7 @@ fn hostile_names_are_rejected_and_nothing_escapes() {
         let cache = root.path().join("cache");
         let err = lemon_pull::pull(
             &options(&hub.endpoint(), &cache, REPO),
-            &mut lemon_pull::progress::Silent,
+            &mut lemon_pull::Silent,
         )
         .expect_err(evil);
         assert_eq!(err.status(), Status::InvalidResponse, "{evil}: {err}");
@@ -594,7 +594,7 @@ fn hub_errors_map_to_typed_statuses() {
         let mut o = options(&hub.endpoint(), cache.path(), repo);
         o.token = Some(token.into());
         o.revision = rev.map(str::to_string);
-        lemon_pull::pull(&o, &mut lemon_pull::progress::Silent)
+        lemon_pull::pull(&o, &mut lemon_pull::Silent)
             .expect_err(repo)
             .status()
     };
@@ -609,7 +609,7 @@ fn hub_errors_map_to_typed_statuses() {
     assert_eq!(run("bad--id", "", None), Status::InvalidArgument);
     let mut o = options(&hub.endpoint(), cache.path(), "org/private");
     o.token = Some("hf_good".into());
-    lemon_pull::pull(&o, &mut lemon_pull::progress::Silent).expect("private with token");
+    lemon_pull::pull(&o, &mut lemon_pull::Silent).expect("private with token");
 }
 
 #[test]
@@ -622,7 +622,7 @@ fn tree_listing_fills_in_missing_sizes_across_pages() {
     let cache = TempDir::new("tree");
     lemon_pull::pull(
         &options(&hub.endpoint(), cache.path(), REPO),
-        &mut lemon_pull::progress::Silent,
+        &mut lemon_pull::Silent,
     )
     .expect("pull");
     assert_snapshot_matches(cache.path(), &sha, &files);
@@ -650,7 +650,7 @@ fn revisions_tags_and_shas() {
     ] {
         let mut o = options(&hub.endpoint(), cache.path(), REPO);
         o.revision = Some(rev.into());
-        let out = lemon_pull::pull(&o, &mut lemon_pull::progress::Silent).expect(rev);
+        let out = lemon_pull::pull(&o, &mut lemon_pull::Silent).expect(rev);
         assert_eq!(out.commit, sha);
         if let Some(r) = ref_file {
             assert_eq!(fs::read_to_string(repo_dir.join(r)).expect(r), sha);
@@ -704,7 +704,7 @@ fn cancel_from_observer_keeps_partial_and_next_pull_completes() {
     // Let the hub notice the abandoned connection before counting afresh.
     std::thread::sleep(Duration::from_millis(500));
     hub.reset_counters();
-    let out = lemon_pull::pull(&o, &mut lemon_pull::progress::Silent).expect("resume");
+    let out = lemon_pull::pull(&o, &mut lemon_pull::Silent).expect("resume");
     assert_snapshot_matches(cache.path(), &sha, &files);
     let second = hub.bytes_served(REPO, "model.safetensors");
     assert_eq!(
@@ -733,8 +733,7 @@ fn cancel_token_interrupts_a_stalled_read_quickly() {
     o.stall_timeout = Duration::from_secs(60);
     let token = CancelToken::new();
     o.cancel = Some(token.clone());
-    let handle =
-        std::thread::spawn(move || lemon_pull::pull(&o, &mut lemon_pull::progress::Silent));
+    let handle = std::thread::spawn(move || lemon_pull::pull(&o, &mut lemon_pull::Silent));
     std::thread::sleep(Duration::from_millis(1500));
     let t0 = std::time::Instant::now();
     token.cancel();
@@ -784,7 +783,7 @@ fn renamed_repo_is_followed_through_relative_redirects() {
     let cache = TempDir::new("renamed");
     let out = lemon_pull::pull(
         &options(&hub.endpoint(), cache.path(), REPO),
-        &mut lemon_pull::progress::Silent,
+        &mut lemon_pull::Silent,
     )
     .expect("pull through the rename");
     assert_eq!(out.commit, sha);

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{Seen, TempDir, options, pull_recording, tree};
-use lemon_pull::progress::{Silent, Source};
 use lemon_pull::{Component, Event, Flow, PullOptions};
+use lemon_pull::{Silent, Source};
 use support::mock_hub::{MockFile, MockHub, pseudo_random_bytes};
 
 const REPO: &str = "org/model";

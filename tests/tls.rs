@@ -1,6 +1,6 @@
 //! Trust for https behind a TLS-inspecting proxy: a TLS front end with a CA generated at test time
 //! stands in for the proxy in front of the mock hub (the Hub on `https://127.0.0.1:PORT`, its CDN
-//! on `https://localhost:PORT`). Checked through `lemon_pull::tls::check_trust`, which builds its
+//! on `https://localhost:PORT`). Checked through `lemon_pull::check_trust`, which builds its
 //! client from the same trust configuration as a pull: the CA as a bundle (option or environment
 //! variable) is trusted, without it the certificate is refused with a message saying how to fix
 //! it, broken bundles are invalid arguments naming the file, and https never redirects to http.
@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::TempDir;
-use lemon_pull::tls::{BundleSource, Trust, check_trust};
+use lemon_pull::{BundleSource, Trust, check_trust};
 use lemon_pull::{Error, Status};
 use support::mock_hub::{MockFile, MockHub, pseudo_random_bytes};
 use tls_front::{TestPki, TlsFront};
@@ -48,7 +48,7 @@ fn lfs_url(front: &TlsFront) -> String {
     format!("{}/{REPO}/resolve/main/model.gguf", front.endpoint())
 }
 
-fn network_message(r: lemon_pull::Result<lemon_pull::tls::TrustCheck>) -> String {
+fn network_message(r: lemon_pull::Result<lemon_pull::TrustCheck>) -> String {
     match r {
         Err(Error::Network { message, .. }) => message,
         other => panic!("expected a network error, got {other:?}"),
@@ -308,7 +308,7 @@ fn a_pull_through_the_inspection_proxy_needs_its_ca() {
     let cache = TempDir::new("tls-pull");
     let mut o = common::options(&front.endpoint(), cache.path(), REPO);
     o.ca_bundle = Some(bundle);
-    let out = lemon_pull::pull(&o, &mut lemon_pull::progress::Silent).expect("pull over TLS");
+    let out = lemon_pull::pull(&o, &mut lemon_pull::Silent).expect("pull over TLS");
     assert_eq!(
         std::fs::read(out.snapshot_path.join("model.gguf")).expect("read"),
         pseudo_random_bytes(7, 100_000)
@@ -320,7 +320,7 @@ fn a_pull_through_the_inspection_proxy_needs_its_ca() {
     let cache = TempDir::new("tls-pull-untrusted");
     let o = common::options(&front.endpoint(), cache.path(), REPO);
     let t0 = std::time::Instant::now();
-    let err = lemon_pull::pull(&o, &mut lemon_pull::progress::Silent).expect_err("untrusted");
+    let err = lemon_pull::pull(&o, &mut lemon_pull::Silent).expect_err("untrusted");
     assert_eq!(
         err.status(),
         Status::InvalidResponse,

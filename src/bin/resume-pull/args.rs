@@ -154,7 +154,7 @@ pub fn parse(mut argv: impl Iterator<Item = std::ffi::OsString>) -> Result<Comma
 
 /// A whole number of connections in `1..=MAX_CONNECTIONS`.
 fn parse_connections(raw: &str) -> Result<u32, String> {
-    let max = lemon_pull::options::MAX_CONNECTIONS;
+    let max = lemon_pull::MAX_CONNECTIONS;
     match raw.trim().parse::<u32>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
         _ => Err(format!(

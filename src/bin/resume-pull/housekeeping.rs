@@ -2,10 +2,10 @@
 
 use std::process::ExitCode;
 
-use lemon_pull::cancel::Cancel;
-use lemon_pull::housekeeping::{gc, status};
-use lemon_pull::options::resolve_cache_dir;
-use lemon_pull::select::split_repo_variant;
+use lemon_pull::Cancel;
+use lemon_pull::resolve_cache_dir;
+use lemon_pull::split_repo_variant;
+use lemon_pull::{gc, status};
 use serde_json::json;
 
 use crate::args::Args;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use lemon_pull::progress::Source;
+use lemon_pull::Source;
 use lemon_pull::{CancelToken, Component, Error, Flow, PullOptions, PullOutcome, Status};
 use serde_json::json;
 

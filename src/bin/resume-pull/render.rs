@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use lemon_pull::progress::{Event, FileInfo, Source, Totals};
+use lemon_pull::{Event, FileInfo, Source, Totals};
 use serde_json::{Value, json};
 
 /// Output mode chosen from the flags and whether stderr is a terminal.

@@ -10,11 +10,11 @@ use std::collections::HashSet;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::http::{Http, MAX_JSON_BYTES, Response, redact};
+use crate::net::http::{Http, MAX_JSON_BYTES, Response, redact};
+use crate::net::retry::{Backoff, is_retryable_status};
 use crate::options::RetryPolicy;
 use crate::progress::{Event, Reporter};
 use crate::repo_path::{encode_path, encode_segment, validate_file_path};
-use crate::retry::{Backoff, is_retryable_status};
 use crate::verify::{ContentId, is_hex};
 
 /// Largest file size believed from a server (1 PiB); anything above is a lie or an attack.

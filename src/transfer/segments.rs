@@ -1,5 +1,5 @@
 //! Which byte ranges of a partial file are on disk, for partials written by several connections at
-//! once (see [`crate::parallel`]): such a partial has holes, so its length says nothing about how
+//! once (see [`crate::transfer::parallel`]): such a partial has holes, so its length says nothing about how
 //! much of it is good.
 //!
 //! The record is a sidecar next to the checkpoints, `.lemon-pull/partials/<alg>-<hex>.segments.json`,
@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::write_atomic;
-use crate::checkpoint::crc_range;
 use crate::error::{Error, Result};
+use crate::transfer::checkpoint::crc_range;
 use crate::verify::ContentId;
 
 /// Bytes at the end of each recorded range whose crc32 is kept.

@@ -16,7 +16,7 @@ use std::path::Path;
 use crate::cache::{MANIFEST_NAME, PARTIAL_SUFFIX, RepoCache};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
-use crate::hub::MAX_FILE_SIZE;
+use crate::net::hub::MAX_FILE_SIZE;
 use crate::progress::{Event, Reporter, Source};
 use crate::pull::{PlannedFile, PullOutcome, RepoOutcome};
 use crate::repo_path::{is_commit_sha, validate_file_path};

@@ -21,7 +21,7 @@ use ureq::unversioned::transport::{
 
 use crate::cancel::{Cancel, POLL};
 use crate::error::{Error, Result};
-use crate::throttle::Throttle;
+use crate::net::throttle::Throttle;
 
 /// What every request of ours (pulls and the trust check) says it is.
 pub(crate) const USER_AGENT: &str = concat!("lemon-pull/", env!("CARGO_PKG_VERSION"));
@@ -43,7 +43,7 @@ pub(crate) struct HttpConfig {
     /// Bandwidth cap over all connections, bytes per second.
     pub max_bytes_per_sec: Option<u64>,
     /// CA bundle trusted instead of the default roots; `None` = environment, then the system
-    /// trust store (see [`crate::tls`]).
+    /// trust store (see [`crate::net::tls`]).
     pub ca_bundle: Option<std::path::PathBuf>,
 }
 
@@ -99,7 +99,7 @@ impl Response {
     /// The wait a `Retry-After` header asks for (seconds or an HTTP date), if any.
     pub(crate) fn retry_after(&self) -> Option<std::time::Duration> {
         self.header("retry-after")
-            .and_then(|v| crate::retry::parse_retry_after(v, std::time::SystemTime::now()))
+            .and_then(|v| crate::net::retry::parse_retry_after(v, std::time::SystemTime::now()))
     }
 
     /// The `Content-Length` the server announced, if it is a number.
@@ -153,7 +153,7 @@ pub(crate) struct Http {
     /// Roots trusted for https, chosen once per pull and shared by [`Http::for_connections`].
     tls: ureq::tls::TlsConfig,
     /// Which roots those are, for error messages.
-    trust: crate::tls::Trust,
+    trust: crate::net::tls::Trust,
 }
 
 impl Http {
@@ -162,7 +162,7 @@ impl Http {
             .max_bytes_per_sec
             .filter(|r| *r > 0)
             .map(|r| Arc::new(Throttle::new(r)));
-        let (tls, trust) = crate::tls::configure(cfg.ca_bundle.as_deref())?;
+        let (tls, trust) = crate::net::tls::configure(cfg.ca_bundle.as_deref())?;
         Http::build(cfg, cancel, throttle, 1, tls, trust)
     }
 
@@ -187,7 +187,7 @@ impl Http {
         throttle: Option<Arc<Throttle>>,
         connections: usize,
         tls: ureq::tls::TlsConfig,
-        trust: crate::tls::Trust,
+        trust: crate::net::tls::Trust,
     ) -> Result<Http> {
         let endpoint_origin = Origin::of(&cfg.endpoint).ok_or_else(|| {
             Error::InvalidArgument(format!("endpoint {:?} is not a valid URL", cfg.endpoint))
@@ -326,10 +326,10 @@ impl Http {
         if self.cancel.is_cancelled() {
             return Error::Cancelled;
         }
-        let message = crate::tls::error_message(&e, &self.trust);
+        let message = crate::net::tls::error_message(&e, &self.trust);
         // A refused certificate is a trust configuration problem, not a transient failure: fail
         // at once (as a response that cannot be trusted) instead of retrying for minutes.
-        if crate::tls::is_certificate_error(&e) {
+        if crate::net::tls::is_certificate_error(&e) {
             return Error::InvalidResponse {
                 url: redact(url),
                 message,

@@ -44,7 +44,7 @@ use std::time::Duration;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 use crate::error::{Error, Result};
-use crate::http::{MAX_REDIRECTS, Origin, next_hop, redact};
+use crate::net::http::{MAX_REDIRECTS, Origin, next_hop, redact};
 
 /// Environment variables that name a CA bundle, in order of precedence.
 pub const BUNDLE_VARIABLES: [&str; 3] = ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"];
@@ -335,7 +335,7 @@ pub struct TrustCheck {
 }
 
 /// Checks that `url` can be reached over TLS with the roots a pull would trust (`ca_bundle` as
-/// the `ca_bundle` option, then the environment; see the [module docs](self)): one GET, following
+/// the `ca_bundle` option, then the environment; see the README section on TLS): one GET, following
 /// redirects under the pull's rules (never from https to http), without reading the body.
 ///
 /// Errors: [`Error::InvalidArgument`] for an unusable bundle or URL, [`Error::Network`] when the
@@ -353,7 +353,7 @@ pub fn check_trust(url: &str, ca_bundle: Option<&Path>) -> Result<TrustCheck> {
         .tls_config(tls)
         .http_status_as_error(false)
         .max_redirects(0)
-        .user_agent(crate::http::USER_AGENT)
+        .user_agent(crate::net::http::USER_AGENT)
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_recv_response(Some(Duration::from_secs(60)))
         .build()

@@ -18,6 +18,11 @@
 //!   transfer stops for any reason, so a crash loses at most one interval;
 //! - a content mismatch restarts the file once; a second mismatch is an error.
 
+pub(crate) mod checkpoint;
+pub(crate) mod hash_thread;
+pub(crate) mod parallel;
+pub(crate) mod segments;
+
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
@@ -25,17 +30,17 @@ use std::time::Duration;
 
 use crate::cache::{create_dir_all, fsync_dir, remove_file_if_exists};
 use crate::cancel::Cancel;
-use crate::checkpoint::{self, Checkpoint};
 use crate::error::{Error, Result};
-use crate::hash_thread::HashThread;
-use crate::http::{ByteRange, Http, Origin, Response, body_error, redact};
-use crate::hub::status_error;
+use crate::net::http::{ByteRange, Http, Origin, Response, body_error, redact};
+use crate::net::hub::status_error;
+use crate::net::retry::{Backoff, is_retryable_status};
 use crate::options::RetryPolicy;
-use crate::parallel::{self, Pass};
 use crate::progress::{Event, FileInfo, Reporter};
-use crate::retry::{Backoff, is_retryable_status};
-use crate::segments::Sidecar;
+use crate::transfer::hash_thread::HashThread;
+use crate::transfer::segments::Sidecar;
 use crate::verify::{ContentHasher, ContentId, hash_prefix, is_hex};
+use checkpoint::Checkpoint;
+use parallel::Pass;
 
 /// One file to bring up to date.
 pub(crate) struct Task<'a> {
@@ -48,7 +53,7 @@ pub(crate) struct Task<'a> {
     pub final_path: PathBuf,
     pub partial_path: PathBuf,
     pub checkpoint: Checkpoint,
-    /// Which byte ranges a partial with holes holds (see [`crate::segments`]).
+    /// Which byte ranges a partial with holes holds (see [`crate::transfer::segments`]).
     pub segments: Sidecar,
     /// Ranged connections allowed for this file (1 = sequential).
     pub connections: u32,

@@ -4,25 +4,26 @@
 //! repository keeps its own `models--…` folder, snapshot and ref, while the one manifest lives in
 //! the main snapshot (lemonade's multi-repo layout).
 
+pub(crate) mod from_cache;
+
 use std::path::PathBuf;
 
 use crate::cache::{RepoCache, RepoLock, fsync_dir, remove_file_if_exists};
 use crate::cancel::Cancel;
-use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
-use crate::http::{Http, HttpConfig};
-use crate::hub::{self, Listing, RemoteFile};
 use crate::manifest::{Manifest, ManifestFile};
-use crate::offline;
+use crate::net::http::{Http, HttpConfig};
+use crate::net::hub::{self, Listing, RemoteFile};
 use crate::options::{
     Component, MAX_CONNECTIONS, PullOptions, resolve_cache_dir, resolve_endpoint, resolve_token,
 };
 use crate::progress::{Event, FileInfo, Observer, Reporter, Source, Totals};
 use crate::repo_path::{is_commit_sha, validate_repo_id, validate_revision};
 use crate::salvage::{self, Candidate, IdIndex, Scan};
-use crate::segments::Sidecar;
 use crate::select::{Selection, select, split_repo_variant};
 use crate::stamps::Stamps;
+use crate::transfer::checkpoint::Checkpoint;
+use crate::transfer::segments::Sidecar;
 use crate::transfer::{self, Task};
 use crate::verify::hash_file;
 
@@ -118,22 +119,22 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
     let req = Request::from_options(opts)?;
     let cancel = Cancel::new(opts.cancel.clone(), opts.cancel_check.clone());
     let mut reporter = Reporter::new(observer, cancel.clone());
-    if opts.offline || offline::env_offline() {
-        let mut wanted = vec![offline::Wanted {
+    if opts.offline || from_cache::env_offline() {
+        let mut wanted = vec![from_cache::Wanted {
             repo: &req.repo,
             revision: &req.revision,
             what: Ok(&req.selection),
         }];
         for c in &req.components {
             let revision = c.revision.as_deref().unwrap_or("main");
-            wanted.push(offline::Wanted {
+            wanted.push(from_cache::Wanted {
                 repo: &c.repo,
                 revision,
                 what: Err(&c.path),
             });
         }
         // Offline writes nothing either way; the outcome still says what was asked.
-        return offline::pull(&req.cache_root, &wanted, &mut reporter, &cancel).map(|o| {
+        return from_cache::pull(&req.cache_root, &wanted, &mut reporter, &cancel).map(|o| {
             PullOutcome {
                 dry_run: opts.dry_run,
                 ..o

@@ -1,7 +1,7 @@
 //! Parallel ranged download of one file, and the machinery that resumes a partial with holes.
 //!
 //! Used for a file of at least [`MIN_SIZE`] bytes when the pull allows more than one connection,
-//! and for every partial that has a segments sidecar (see [`crate::segments`]), whatever the
+//! and for every partial that has a segments sidecar (see [`crate::transfer::segments`]), whatever the
 //! number of connections: a partial with holes is never read as a prefix.
 //!
 //! ## The scheme
@@ -54,12 +54,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::cancel::{Cancel, POLL};
-use crate::checkpoint;
 use crate::error::{Error, Result};
-use crate::http::{ByteRange, Http, Response};
+use crate::net::http::{ByteRange, Http, Response};
 use crate::options::RetryPolicy;
 use crate::progress::{Event, Reporter};
-use crate::segments::RangeSet;
+use crate::transfer::checkpoint;
+use crate::transfer::segments::RangeSet;
 use crate::transfer::{
     self, Complete, Failure, Retrier, RetryPlan, Task, check_content_range, read_some, retry_status,
 };
