@@ -41,7 +41,7 @@ pub use error::{Error, Result, Status};
 pub use housekeeping::{gc, status};
 pub use net::tls::{BundleSource, Trust, TrustCheck, check_trust};
 pub use options::{Component, MAX_CONNECTIONS, PullOptions, RetryPolicy, resolve_cache_dir};
-pub use progress::{Event, FileInfo, Flow, Observer, Silent, Source, Totals};
+pub use progress::{Event, FileInfo, Flow, Observer, Phase, Silent, Source, TICK_INTERVAL, Totals};
 pub use pull::{PlannedFile, PullOutcome, Reclaimed, RepoOutcome, pull};
 pub use select::{available_variants, split_repo_variant};
 pub use transfer::checkpoint::INTERVAL as CHECKPOINT_INTERVAL;

@@ -149,6 +149,12 @@ pub enum lemon_progress_kind {
     /// After the commit, an orphaned snapshot folder with nothing useful left was removed:
     /// `message` is its name, `event_bytes` the bytes it held. Its return value is ignored.
     Reclaimed = 11,
+    /// Nothing else happened for a while: the pull is alive. Sent at least every 250 ms while
+    /// `lemon_resume_pull` runs when no other event was sent (a stalled connection, a retry
+    /// backoff, a lock wait, hashing); `message` names the phase ("start", "resolve", "lock",
+    /// "plan", "salvage", "transfer", "backoff", "verify", "commit"), the totals are current and
+    /// `file` is "". A nonzero return cancels like any other event.
+    Tick = 12,
 }
 
 /// Bits of `lemon_pull_options.flags`. Unknown bits are rejected with `LEMON_STATUS_INVALID_ARGUMENT`.
@@ -1138,6 +1144,10 @@ impl Bridge {
             } => {
                 self.totals = totals;
                 View::new(K::Complete, repo, None).with_message(snapshot.to_string_lossy())
+            }
+            Event::Tick { phase, totals } => {
+                self.totals = totals;
+                View::new(K::Tick, "", None).with_message(phase.name())
             }
         }
     }

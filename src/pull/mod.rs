@@ -116,9 +116,14 @@ impl PlannedFile {
 /// Cancellation (token, check, or the observer returning [`crate::Flow::Cancel`]) returns
 /// [`Error::Cancelled`] within about 100 ms and keeps partial files and the manifest.
 pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutcome> {
-    let req = Request::from_options(opts)?;
     let cancel = Cancel::new(opts.cancel.clone(), opts.cancel_check.clone());
-    let mut reporter = Reporter::new(observer, cancel.clone());
+    crate::progress::relay(observer, &cancel, |reporter| run(opts, reporter))
+}
+
+/// The pipeline itself, on the relay's worker thread.
+fn run(opts: &PullOptions, reporter: &mut Reporter<'_>) -> Result<PullOutcome> {
+    let req = Request::from_options(opts)?;
+    let cancel = reporter.cancel().clone();
     if opts.offline || from_cache::env_offline() {
         let mut wanted = vec![from_cache::Wanted {
             repo: &req.repo,
@@ -134,7 +139,7 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
             });
         }
         // Offline writes nothing either way; the outcome still says what was asked.
-        return from_cache::pull(&req.cache_root, &wanted, &mut reporter, &cancel).map(|o| {
+        return from_cache::pull(&req.cache_root, &wanted, reporter, &cancel).map(|o| {
             PullOutcome {
                 dry_run: opts.dry_run,
                 ..o
@@ -154,7 +159,7 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
         cancel.clone(),
     )?;
     cancel.check()?;
-    let units = resolve_units(&http, &req, opts, &mut reporter)?;
+    let units = resolve_units(&http, &req, opts, reporter)?;
 
     // Locks are taken in a fixed order (by folder) so two multi-repo pulls cannot deadlock.
     let mut lock_order: Vec<&Unit> = units.iter().collect();
@@ -190,7 +195,7 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
             picks.push(pick);
         }
     }
-    report_plan(&mut reporter, &plan)?;
+    report_plan(reporter, &plan)?;
 
     let main = &units[0];
     let mut outcome = PullOutcome {
@@ -252,7 +257,7 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
                     c,
                     planned,
                     stamps,
-                    &mut reporter,
+                    reporter,
                     &mut step,
                 )?;
             }
@@ -298,7 +303,7 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
                 segments: Sidecar::new(&unit.cache.state_dir(), &file.id),
                 connections: opts.connections.clamp(1, MAX_CONNECTIONS),
             };
-            let fetched = transfer::fetch(&http, opts.retry, &mut reporter, &task)?;
+            let fetched = transfer::fetch(&http, opts.retry, reporter, &task)?;
             reporter.add_reused(fetched.reused, planned.source == Source::SalvagePartial);
             stamps.mark(&file.path, &task.final_path, &file.id);
             stamps.save()?;

@@ -2,13 +2,22 @@
 //!
 //! Events are delivered on the thread that called [`crate::pull()`], serially, only while the call
 //! runs. Byte progress is throttled to about ten events a second; every other event is sent as it
-//! happens. The observer can cancel by returning [`Flow::Cancel`].
+//! happens, and when nothing happened for a while a [`Event::Tick`] is sent, so an observer hears
+//! from the pull at least every [`TICK_INTERVAL`] whatever it is waiting for (a stalled
+//! connection, a retry backoff, another process's lock). The observer can cancel by returning
+//! [`Flow::Cancel`] from any event, ticks included.
+
+mod relay;
+mod reporter;
+
+pub(crate) use relay::relay;
+pub(crate) use reporter::Reporter;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::cancel::Cancel;
-use crate::error::{Error, Result};
+/// The longest an observer waits between two events while a pull runs (ticks fill the gaps).
+pub const TICK_INTERVAL: Duration = Duration::from_millis(250);
 
 /// What the observer wants after an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +57,70 @@ impl Source {
             Source::Link => "link",
             Source::Download => "download",
         }
+    }
+}
+
+/// What a pull is doing, as [`Event::Tick`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Validating the request and setting up.
+    Start,
+    /// Asking the Hub which commit and files the revision names.
+    Resolve,
+    /// Waiting for another process's lock on the repository folder.
+    Lock,
+    /// Looking through the cache for usable bytes and planning each file.
+    Plan,
+    /// Moving, linking or verifying bytes found in other snapshot folders.
+    Salvage,
+    /// Fetching file bytes.
+    Transfer,
+    /// Waiting before a retry.
+    Backoff,
+    /// Hashing bytes on disk against their content id.
+    Verify,
+    /// Writing refs and removing emptied folders.
+    Commit,
+}
+
+impl Phase {
+    /// Stable snake_case name, as the C API's `TICK` message and the CLI's JSON give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Start => "start",
+            Phase::Resolve => "resolve",
+            Phase::Lock => "lock",
+            Phase::Plan => "plan",
+            Phase::Salvage => "salvage",
+            Phase::Transfer => "transfer",
+            Phase::Backoff => "backoff",
+            Phase::Verify => "verify",
+            Phase::Commit => "commit",
+        }
+    }
+
+    const ALL: [Phase; 9] = [
+        Phase::Start,
+        Phase::Resolve,
+        Phase::Lock,
+        Phase::Plan,
+        Phase::Salvage,
+        Phase::Transfer,
+        Phase::Backoff,
+        Phase::Verify,
+        Phase::Commit,
+    ];
+
+    fn from_index(i: u8) -> Phase {
+        Phase::ALL
+            .get(usize::from(i))
+            .copied()
+            .unwrap_or(Phase::Start)
+    }
+
+    fn index(self) -> u8 {
+        Phase::ALL.iter().position(|p| *p == self).unwrap_or(0) as u8
     }
 }
 
@@ -193,6 +266,13 @@ pub enum Event<'a> {
         /// Final totals.
         totals: Totals,
     },
+    /// Nothing else happened for [`TICK_INTERVAL`]: the pull is alive and doing `phase`.
+    Tick {
+        /// What the pull is doing.
+        phase: Phase,
+        /// Totals so far.
+        totals: Totals,
+    },
 }
 
 /// Receives progress events. Implemented for every `FnMut(&Event) -> Flow`.
@@ -213,172 +293,5 @@ pub struct Silent;
 impl Observer for Silent {
     fn on_event(&mut self, _: &Event<'_>) -> Flow {
         Flow::Continue
-    }
-}
-
-const THROTTLE: Duration = Duration::from_millis(100);
-
-/// Owns the observer and the running totals of one pull; the one place events are sent from.
-pub(crate) struct Reporter<'o> {
-    observer: &'o mut dyn Observer,
-    cancel: Cancel,
-    totals: Totals,
-    /// Bytes of finished files (plus the current file's start offset is in `file_done`).
-    finished_bytes: u64,
-    file_done: u64,
-    last_emit: Instant,
-}
-
-impl<'o> Reporter<'o> {
-    pub(crate) fn new(observer: &'o mut dyn Observer, cancel: Cancel) -> Self {
-        Reporter {
-            observer,
-            cancel,
-            totals: Totals::default(),
-            finished_bytes: 0,
-            file_done: 0,
-            last_emit: Instant::now(),
-        }
-    }
-
-    pub(crate) fn cancel(&self) -> &Cancel {
-        &self.cancel
-    }
-
-    pub(crate) fn totals(&self) -> Totals {
-        let mut t = self.totals;
-        t.done_bytes = self.finished_bytes + self.file_done;
-        t
-    }
-
-    /// Sets the plan's totals (files, bytes) before transfers start.
-    pub(crate) fn set_plan(&mut self, total_files: u32, total_bytes: u64) {
-        self.totals.total_files = total_files;
-        self.totals.total_bytes = total_bytes;
-    }
-
-    /// Delivers an event; turns a cancel request from any source into `Err(Cancelled)`.
-    pub(crate) fn emit(&mut self, event: &Event<'_>) -> Result<()> {
-        self.cancel.check()?;
-        if self.observer.on_event(event) == Flow::Cancel {
-            self.cancel.cancel();
-            return Err(Error::Cancelled);
-        }
-        Ok(())
-    }
-
-    /// Delivers an event that reports something already done (after the commit): neither a cancel
-    /// request nor the observer's answer can turn a committed pull into a failure.
-    pub(crate) fn notify(&mut self, event: &Event<'_>) {
-        let _ = self.observer.on_event(event);
-    }
-
-    /// Records bytes that this call did not download (complete or partial files already there).
-    pub(crate) fn add_reused(&mut self, bytes: u64, salvaged: bool) {
-        self.totals.bytes_reused += bytes;
-        if salvaged {
-            self.totals.bytes_salvaged += bytes;
-        }
-    }
-
-    /// A file begins with `offset` bytes present.
-    pub(crate) fn file_start(&mut self, file: FileInfo<'_>, offset: u64) -> Result<()> {
-        self.file_done = offset;
-        self.last_emit = Instant::now();
-        let totals = self.totals();
-        self.emit(&Event::FileStart {
-            file,
-            offset,
-            totals,
-        })
-    }
-
-    /// `n` new bytes of the current file arrived from the network.
-    pub(crate) fn advance(&mut self, file: FileInfo<'_>, n: u64) -> Result<()> {
-        self.file_done += n;
-        self.totals.bytes_downloaded += n;
-        if self.last_emit.elapsed() >= THROTTLE {
-            self.last_emit = Instant::now();
-            let totals = self.totals();
-            let file_done = self.file_done;
-            self.emit(&Event::Progress {
-                file,
-                file_done,
-                totals,
-            })
-        } else {
-            self.cancel.check()
-        }
-    }
-
-    /// The current file's bytes on disk were cut back to `len` (restart or checkpoint rollback).
-    pub(crate) fn rewind(&mut self, len: u64) {
-        self.file_done = len;
-    }
-
-    /// The current file is complete.
-    pub(crate) fn file_done(&mut self, file: FileInfo<'_>, reused: bool) -> Result<()> {
-        self.finished_bytes += file.size;
-        self.file_done = 0;
-        let totals = self.totals();
-        self.emit(&Event::FileDone {
-            file,
-            reused,
-            totals,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn observer_cancel_becomes_error_and_latches() {
-        let mut calls = 0;
-        let mut obs = |_: &Event<'_>| {
-            calls += 1;
-            Flow::Cancel
-        };
-        let cancel = Cancel::default();
-        let mut r = Reporter::new(&mut obs, cancel.clone());
-        let f = FileInfo {
-            repo: "a/b",
-            path: "x",
-            index: 1,
-            size: 10,
-        };
-        assert!(matches!(r.file_start(f, 0), Err(Error::Cancelled)));
-        assert!(cancel.is_cancelled());
-        assert!(matches!(r.advance(f, 1), Err(Error::Cancelled)));
-        drop(r);
-        assert_eq!(calls, 1);
-    }
-
-    #[test]
-    fn totals_include_offset_and_finished_files() {
-        let mut obs = Silent;
-        let mut r = Reporter::new(&mut obs, Cancel::default());
-        r.set_plan(2, 30);
-        let a = FileInfo {
-            repo: "a/b",
-            path: "a",
-            index: 1,
-            size: 10,
-        };
-        r.file_start(a, 4).expect("start");
-        r.advance(a, 6).expect("advance");
-        assert_eq!(r.totals().done_bytes, 10);
-        r.file_done(a, false).expect("done");
-        let b = FileInfo {
-            repo: "a/b",
-            path: "b",
-            index: 2,
-            size: 20,
-        };
-        r.file_start(b, 0).expect("start");
-        r.advance(b, 5).expect("advance");
-        let t = r.totals();
-        assert_eq!((t.done_bytes, t.bytes_downloaded), (15, 11));
     }
 }
