@@ -20,6 +20,7 @@
 
 mod cache;
 mod cancel;
+mod environment;
 mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
@@ -40,7 +41,8 @@ pub use cancel::{Cancel, CancelToken};
 pub use error::{Error, Result, Status};
 pub use housekeeping::{gc, status};
 pub use net::tls::{BundleSource, Trust, TrustCheck, check_trust};
-pub use options::{Component, MAX_CONNECTIONS, PullOptions, RetryPolicy, resolve_cache_dir};
+pub use environment::resolve_cache_dir;
+pub use options::{Component, MAX_CONNECTIONS, PullOptions, RetryPolicy};
 pub use progress::{Event, FileInfo, Flow, Observer, Phase, Silent, Source, TICK_INTERVAL, Totals};
 pub use pull::{PlannedFile, PullOutcome, Reclaimed, RepoOutcome, pull};
 pub use select::{available_variants, split_repo_variant};

@@ -1,12 +1,5 @@
-//! What a pull is asked to do, and how unset options fall back to the environment.
-//!
-//! Precedence, highest first — cache root: option > `HF_HUB_CACHE` > `HUGGINGFACE_HUB_CACHE` >
-//! `$HF_HOME/hub` > `$XDG_CACHE_HOME/huggingface/hub` > `~/.cache/huggingface/hub`; endpoint: option >
-//! `HF_ENDPOINT` > `https://huggingface.co`; token: option > `HF_TOKEN` > `HUGGING_FACE_HUB_TOKEN` >
-//! the file at `HF_TOKEN_PATH` > `$HF_HOME/token` (default `~/.cache/huggingface/token`), where
-//! `HF_HUB_DISABLE_IMPLICIT_TOKEN=1` turns off everything after the option, as in huggingface_hub;
-//! stall timeout: option > `HF_HUB_DOWNLOAD_TIMEOUT` > 60 s; offline: option or `HF_HUB_OFFLINE=1`.
-//! Boolean variables are true when set to `1`, `true`, `yes` or `on` (any case).
+//! What a pull is asked to do. Unset options take fixed defaults; they come from the environment
+//! only when [`PullOptions::read_environment`] is set (see the `environment` module).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,7 +12,7 @@ pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
 /// Connect timeout per attempt unless set.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
-/// Stall watchdog unless set or given by `HF_HUB_DOWNLOAD_TIMEOUT`.
+/// Stall watchdog unless set (or, when reading the environment, given by `HF_HUB_DOWNLOAD_TIMEOUT`).
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Timeout of one metadata (API) request unless set.
 pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(600);
@@ -98,18 +91,19 @@ pub struct PullOptions {
     pub include: Vec<String>,
     /// Glob patterns that drop a file.
     pub exclude: Vec<String>,
-    /// Cache root; `None` = environment / default.
+    /// Cache root. Required unless `read_environment` finds one (`HF_HUB_CACHE`, `HF_HOME`, …).
     pub cache_dir: Option<PathBuf>,
-    /// Hub endpoint; `None` = `HF_ENDPOINT` / public Hub.
+    /// Hub endpoint; `None` = the public Hub (or `HF_ENDPOINT` when reading the environment).
     pub endpoint: Option<String>,
-    /// Access token; `None` = environment / token file.
+    /// Access token; `None` = anonymous (or `HF_TOKEN`, the token file, … when reading the
+    /// environment).
     pub token: Option<String>,
     /// Retry behaviour.
     pub retry: RetryPolicy,
     /// Connect timeout per attempt.
     pub connect_timeout: Duration,
     /// A body read that sees no byte for this long is abandoned and retried from the current offset.
-    /// Default: `HF_HUB_DOWNLOAD_TIMEOUT` seconds if set, else 60 s.
+    /// Default: 60 s (when reading the environment and left at 60 s: `HF_HUB_DOWNLOAD_TIMEOUT`).
     pub stall_timeout: Duration,
     /// Timeout for metadata (API) calls, whole request.
     pub api_timeout: Duration,
@@ -126,12 +120,21 @@ pub struct PullOptions {
     pub cancel_check: Option<CancelCheck>,
     /// Plan only: report where every byte would come from, write nothing.
     pub dry_run: bool,
-    /// Answer from the cache alone, without any network call (also `HF_HUB_OFFLINE=1`).
+    /// Answer from the cache alone, without any network call (also `HF_HUB_OFFLINE=1` when
+    /// reading the environment).
     pub offline: bool,
     /// CA bundle (PEM file, DER certificate or folder of them) trusted for https instead of the
-    /// default roots; `None` = `SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE`, else the
-    /// system trust store (see [`check_trust`](crate::check_trust)).
+    /// system trust store; `None` = the system store (or `SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`,
+    /// `CURL_CA_BUNDLE` when reading the environment; see [`check_trust`](crate::check_trust)).
     pub ca_bundle: Option<PathBuf>,
+    /// HTTP proxy for every request (`http://host:port`, optionally with `user:password@`);
+    /// `None` = direct (or `ALL_PROXY`/`HTTPS_PROXY`/`HTTP_PROXY` minus `NO_PROXY` when reading
+    /// the environment).
+    pub proxy: Option<String>,
+    /// Fill unset options from the environment and the token file, as huggingface_hub does.
+    /// Off by default: a library embedded in a server reads nothing its caller did not pass.
+    /// The `resume-pull` CLI turns it on.
+    pub read_environment: bool,
 }
 
 impl std::fmt::Debug for PullOptions {
@@ -168,7 +171,7 @@ impl PullOptions {
             token: None,
             retry: RetryPolicy::default(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            stall_timeout: env_download_timeout().unwrap_or(DEFAULT_STALL_TIMEOUT),
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
             api_timeout: DEFAULT_API_TIMEOUT,
             max_bytes_per_sec: None,
             connections: 1,
@@ -177,75 +180,15 @@ impl PullOptions {
             dry_run: false,
             offline: false,
             ca_bundle: None,
+            proxy: None,
+            read_environment: false,
         }
     }
 }
 
-/// `HF_HUB_DOWNLOAD_TIMEOUT` (seconds, may be fractional), huggingface_hub's read timeout for
-/// downloads; here it sets the default stall watchdog.
-fn env_download_timeout() -> Option<Duration> {
-    let secs: f64 = env_nonempty("HF_HUB_DOWNLOAD_TIMEOUT")?
-        .trim()
-        .parse()
-        .ok()?;
-    (secs.is_finite() && secs > 0.0 && secs < 1e9).then(|| Duration::from_secs_f64(secs))
-}
-
-/// A boolean environment variable, read as huggingface_hub reads them.
-pub(crate) fn env_flag(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| {
-        matches!(
-            v.trim().to_ascii_lowercase().as_str(),
-            "1" | "true" | "yes" | "on"
-        )
-    })
-}
-
-fn env_nonempty(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn home_dir() -> Option<PathBuf> {
-    #[cfg(windows)]
-    let home = env_nonempty("USERPROFILE");
-    #[cfg(not(windows))]
-    let home = env_nonempty("HOME");
-    home.map(PathBuf::from)
-}
-
-fn hf_home() -> Option<PathBuf> {
-    if let Some(h) = env_nonempty("HF_HOME") {
-        return Some(PathBuf::from(h));
-    }
-    if let Some(x) = env_nonempty("XDG_CACHE_HOME") {
-        return Some(PathBuf::from(x).join("huggingface"));
-    }
-    home_dir().map(|h| h.join(".cache").join("huggingface"))
-}
-
-/// The cache root for `explicit` (an option) or from the environment.
-pub fn resolve_cache_dir(explicit: Option<&std::path::Path>) -> Result<PathBuf> {
-    if let Some(p) = explicit {
-        return Ok(p.to_path_buf());
-    }
-    for var in ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"] {
-        if let Some(v) = env_nonempty(var) {
-            return Ok(PathBuf::from(v));
-        }
-    }
-    hf_home().map(|h| h.join("hub")).ok_or_else(|| {
-        Error::InvalidArgument(
-            "no cache folder: set --cache-dir, HF_HUB_CACHE, HF_HOME or HOME".to_string(),
-        )
-    })
-}
-
-/// The Hub endpoint for `explicit` or from `HF_ENDPOINT`, without a trailing `/`.
-pub fn resolve_endpoint(explicit: Option<&str>) -> Result<String> {
-    let raw = explicit
-        .map(str::to_string)
-        .or_else(|| env_nonempty("HF_ENDPOINT"))
-        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
+/// The Hub endpoint `explicit` (default: the public Hub), validated, without a trailing `/`.
+pub(crate) fn resolve_endpoint(explicit: Option<&str>) -> Result<String> {
+    let raw = explicit.unwrap_or(DEFAULT_ENDPOINT).to_string();
     let trimmed = raw.trim().trim_end_matches('/').to_string();
     let rest = trimmed
         .strip_prefix("https://")
@@ -263,26 +206,9 @@ pub fn resolve_endpoint(explicit: Option<&str>) -> Result<String> {
     Ok(trimmed)
 }
 
-/// The access token for `explicit` or from the environment / token file; `None` = anonymous.
-/// With `HF_HUB_DISABLE_IMPLICIT_TOKEN` set, only an explicit token is sent.
-pub fn resolve_token(explicit: Option<&str>) -> Option<String> {
-    if let Some(t) = explicit {
-        let t = t.trim();
-        return (!t.is_empty()).then(|| t.to_string());
-    }
-    if env_flag("HF_HUB_DISABLE_IMPLICIT_TOKEN") {
-        return None;
-    }
-    for var in ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"] {
-        if let Some(v) = env_nonempty(var) {
-            return Some(v.trim().to_string());
-        }
-    }
-    let path = env_nonempty("HF_TOKEN_PATH")
-        .map(PathBuf::from)
-        .or_else(|| hf_home().map(|h| h.join("token")))?;
-    let text = std::fs::read_to_string(path).ok()?;
-    let t = text.trim();
+/// The token to send: `explicit` trimmed; `None` (anonymous) when missing or blank.
+pub(crate) fn resolve_token(explicit: Option<&str>) -> Option<String> {
+    let t = explicit?.trim();
     (!t.is_empty()).then(|| t.to_string())
 }
 
@@ -304,8 +230,6 @@ mod tests {
     fn explicit_options_win() {
         assert_eq!(resolve_token(Some(" abc ")), Some("abc".to_string()));
         assert_eq!(resolve_token(Some("")), None);
-        let p = std::path::Path::new("/tmp/x");
-        assert_eq!(resolve_cache_dir(Some(p)).expect("ok"), p);
     }
 
     #[test]

@@ -164,14 +164,25 @@ pub enum lemon_pull_flag {
     /// Plan only: resolve and report where every byte would come from, write nothing. The result's
     /// `snapshot_path` and `commit` name the snapshot a real pull would fill.
     DryRun = 1,
-    /// Answer from the cache alone, without any network call (as `HF_HUB_OFFLINE=1` does, which
-    /// applies without the flag too): the snapshot `refs/<revision>` names must be complete and
+    /// Answer from the cache alone, without any network call (as `HF_HUB_OFFLINE=1` does when
+    /// `READ_ENVIRONMENT` is set too): the snapshot `refs/<revision>` names must be complete and
     /// verify, else `LEMON_STATUS_NOT_CACHED`. Added after the first version.
     Offline = 2,
+    /// Read the environment as huggingface_hub does, for every option left NULL/0: `HF_TOKEN`,
+    /// `HUGGING_FACE_HUB_TOKEN`, `HF_TOKEN_PATH` and the token file (unless
+    /// `HF_HUB_DISABLE_IMPLICIT_TOKEN`), `HF_ENDPOINT`, `HF_HUB_CACHE`, `HUGGINGFACE_HUB_CACHE`,
+    /// `HF_HOME`, `XDG_CACHE_HOME`, `HOME` (`USERPROFILE` on Windows), `HF_HUB_OFFLINE`,
+    /// `HF_HUB_DOWNLOAD_TIMEOUT`, `SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE`,
+    /// `ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY` (either case) and `NO_PROXY`. Without it the call
+    /// reads no environment variable and no file outside the cache and `ca_bundle`: a server
+    /// embedding the library gets exactly what it passed. The `resume-pull` CLI sets it.
+    ReadEnvironment = 4,
 }
 
 /// All flag bits this version understands.
-const KNOWN_FLAGS: u32 = lemon_pull_flag::DryRun as u32 | lemon_pull_flag::Offline as u32;
+const KNOWN_FLAGS: u32 = lemon_pull_flag::DryRun as u32
+    | lemon_pull_flag::Offline as u32
+    | lemon_pull_flag::ReadEnvironment as u32;
 
 /// One progress event. Passed to `lemon_progress_cb` by pointer; the struct and every string in it
 /// are borrowed and valid only until the callback returns. Copy what you keep.
@@ -271,12 +282,15 @@ pub struct lemon_pull_options {
     pub repo_id: *const c_char,
     /// Branch, tag, full commit or `refs/pr/N`; NULL or "" = `main`.
     pub revision: *const c_char,
-    /// Cache root (absolute path); NULL or "" = `HF_HUB_CACHE`, `HF_HOME`... or
-    /// `~/.cache/huggingface/hub`. lemonade passes its own cache folder here.
+    /// Cache root (absolute path). Required, unless `LEMON_PULL_FLAG_READ_ENVIRONMENT` is set:
+    /// then NULL or "" = `HF_HUB_CACHE`, `HF_HOME`... or `~/.cache/huggingface/hub`. lemonade
+    /// passes its own cache folder here.
     pub cache_dir: *const c_char,
-    /// Hub endpoint; NULL or "" = `HF_ENDPOINT` or `https://huggingface.co`.
+    /// Hub endpoint; NULL or "" = `https://huggingface.co` (with
+    /// `LEMON_PULL_FLAG_READ_ENVIRONMENT`: `HF_ENDPOINT` first).
     pub endpoint: *const c_char,
-    /// Access token; NULL = `HF_TOKEN`, `HUGGING_FACE_HUB_TOKEN` or the token file; "" = anonymous.
+    /// Access token; NULL or "" = anonymous. With `LEMON_PULL_FLAG_READ_ENVIRONMENT`, NULL =
+    /// `HF_TOKEN`, `HUGGING_FACE_HUB_TOKEN` or the token file (as huggingface_hub), "" = anonymous.
     pub token: *const c_char,
     /// Glob patterns a file must match (any of them); may be NULL when `include_len` is 0.
     pub include: *const *const c_char,
@@ -313,8 +327,8 @@ pub struct lemon_pull_options {
     /// Connect timeout per attempt in ms; 0 = default 60000.
     pub connect_timeout_ms: u32,
     /// A body read that sees no byte for this long is abandoned and retried from the current
-    /// offset, in ms; 0 (what init sets) = `HF_HUB_DOWNLOAD_TIMEOUT` seconds if set when the pull
-    /// starts, else 60000.
+    /// offset, in ms; 0 (what init sets) = 60000 (with `LEMON_PULL_FLAG_READ_ENVIRONMENT`:
+    /// `HF_HUB_DOWNLOAD_TIMEOUT` seconds if set when the pull starts).
     pub stall_timeout_ms: u32,
     /// Timeout of one metadata (API) request in ms; 0 = default 600000.
     pub api_timeout_ms: u32,
@@ -332,8 +346,9 @@ pub struct lemon_pull_options {
     /// when `struct_size` covers it.
     pub max_bytes_per_sec: u64,
     /// CA bundle trusted for https instead of the default roots: a PEM file, a DER certificate or
-    /// a folder of them (for corporate TLS inspection). NULL or "" = `SSL_CERT_FILE`,
-    /// `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE`, else the operating system's trust store. A bundle
+    /// a folder of them (for corporate TLS inspection). NULL or "" = the operating system's trust
+    /// store (with `LEMON_PULL_FLAG_READ_ENVIRONMENT`: `SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`,
+    /// `CURL_CA_BUNDLE` first). A bundle
     /// that cannot be read or holds no certificate fails the call with
     /// `LEMON_STATUS_INVALID_ARGUMENT`.
     pub ca_bundle: *const c_char,
@@ -649,8 +664,8 @@ impl lemon_pull_options {
             max_retry_delay_ms: millis(retry.max_delay),
             max_total_retry_wait_ms: millis(retry.max_total_wait),
             connect_timeout_ms: millis(DEFAULT_CONNECT_TIMEOUT),
-            // 0: resolved when the pull starts (`HF_HUB_DOWNLOAD_TIMEOUT`, else 60 s), so that
-            // init reads no environment.
+            // 0: resolved when the pull starts (60 s, or `HF_HUB_DOWNLOAD_TIMEOUT` when the pull
+            // reads the environment), so that init reads no environment.
             stall_timeout_ms: 0,
             api_timeout_ms: millis(DEFAULT_API_TIMEOUT),
             flags: 0,
@@ -866,7 +881,7 @@ unsafe fn parse_options(p: *const lemon_pull_options) -> Result<Request, String>
         o.revision = opt_setting(raw.revision, "revision")?;
         o.cache_dir = opt_setting(raw.cache_dir, "cache_dir")?.map(PathBuf::from);
         o.endpoint = opt_setting(raw.endpoint, "endpoint")?;
-        // "" is kept: an explicit empty token means anonymous, NULL means the environment.
+        // "" is kept: an explicit empty token means anonymous even when reading the environment.
         o.token = opt_string(raw.token, "token")?;
         o.include = string_array(raw.include, raw.include_len, "include")?;
         o.exclude = string_array(raw.exclude, raw.exclude_len, "exclude")?;
@@ -886,6 +901,7 @@ unsafe fn parse_options(p: *const lemon_pull_options) -> Result<Request, String>
     o.api_timeout = ms_or(raw.api_timeout_ms, o.api_timeout);
     o.dry_run = raw.flags & lemon_pull_flag::DryRun as u32 != 0;
     o.offline = raw.flags & lemon_pull_flag::Offline as u32 != 0;
+    o.read_environment = raw.flags & lemon_pull_flag::ReadEnvironment as u32 != 0;
     o.connections = raw.connections.clamp(1, MAX_CONNECTIONS);
     o.max_bytes_per_sec = (raw.max_bytes_per_sec > 0).then_some(raw.max_bytes_per_sec);
     Ok(Request {

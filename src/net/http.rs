@@ -45,6 +45,10 @@ pub(crate) struct HttpConfig {
     /// CA bundle trusted instead of the default roots; `None` = environment, then the system
     /// trust store (see [`crate::net::tls`]).
     pub ca_bundle: Option<std::path::PathBuf>,
+    /// Explicit HTTP proxy URL; `None` = direct, or the environment's when `read_environment`.
+    pub proxy: Option<String>,
+    /// Whether proxy and CA-bundle variables may be read (the caller asked for the environment).
+    pub read_environment: bool,
 }
 
 /// Scheme, host and port of a URL: the unit of trust for the token.
@@ -162,7 +166,7 @@ impl Http {
             .max_bytes_per_sec
             .filter(|r| *r > 0)
             .map(|r| Arc::new(Throttle::new(r)));
-        let (tls, trust) = crate::net::tls::configure(cfg.ca_bundle.as_deref())?;
+        let (tls, trust) = crate::net::tls::configure(cfg.ca_bundle.as_deref(), cfg.read_environment)?;
         Http::build(cfg, cancel, throttle, 1, tls, trust)
     }
 
@@ -205,6 +209,7 @@ impl Http {
             .input_buffer_size(256 * 1024)
             .max_idle_connections_per_host(per_host)
             .max_idle_connections(per_host.max(10))
+            .proxy(proxy(cfg)?)
             .build();
         let connector = ConnectProxyConnector::default()
             .chain(TcpConnector::default())
@@ -476,6 +481,26 @@ pub(crate) fn redact(url: &str) -> String {
     match url.split_once('?') {
         Some((base, _)) => format!("{base}?…"),
         None => url.to_string(),
+    }
+}
+
+/// The proxy of `cfg`: the explicit one, else the environment's when it may be read, else none.
+/// (ureq's default would read the environment on its own.)
+fn proxy(cfg: &HttpConfig) -> Result<Option<ureq::Proxy>> {
+    match &cfg.proxy {
+        Some(url) => ureq::Proxy::new(url)
+            .map(Some)
+            .map_err(|e| Error::InvalidArgument(format!("proxy {:?}: {e}", redact_userinfo(url)))),
+        None if cfg.read_environment => Ok(ureq::Proxy::try_from_env()),
+        None => Ok(None),
+    }
+}
+
+/// `url` without a `user:password@` part, for messages.
+fn redact_userinfo(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_string(),
     }
 }
 

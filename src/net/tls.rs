@@ -114,12 +114,20 @@ impl fmt::Display for Trust {
 }
 
 /// Like [`tls_config`], and also which roots were chosen (for error messages and diagnostics).
-pub(crate) fn configure(ca_bundle: Option<&Path>) -> Result<(TlsConfig, Trust)> {
-    configure_with(
-        ca_bundle,
-        &|name| std::env::var_os(name),
-        &system_store_usable,
-    )
+/// `read_environment` lets `SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE` and `CURL_CA_BUNDLE` name a
+/// bundle when `ca_bundle` is `None`.
+pub(crate) fn configure(
+    ca_bundle: Option<&Path>,
+    read_environment: bool,
+) -> Result<(TlsConfig, Trust)> {
+    let from_env = |name: &str| std::env::var_os(name);
+    let nothing = |_: &str| None;
+    let env: &dyn Fn(&str) -> Option<OsString> = if read_environment {
+        &from_env
+    } else {
+        &nothing
+    };
+    configure_with(ca_bundle, env, &system_store_usable)
 }
 
 /// [`configure`] with the environment and the system-store check injected (for tests).
@@ -348,7 +356,7 @@ pub fn check_trust(url: &str, ca_bundle: Option<&Path>) -> Result<TrustCheck> {
             redact(url)
         )));
     }
-    let (tls, trust) = configure(ca_bundle)?;
+    let (tls, trust) = configure(ca_bundle, true)?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .tls_config(tls)
         .http_status_as_error(false)

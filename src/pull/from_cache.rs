@@ -25,11 +25,6 @@ use crate::select::{Selection, select};
 use crate::stamps::Stamps;
 use crate::verify::hash_file;
 
-/// Whether the environment asks for offline mode (`HF_HUB_OFFLINE` = 1/true/yes/on).
-pub(crate) fn env_offline() -> bool {
-    crate::options::env_flag("HF_HUB_OFFLINE")
-}
-
 /// One repository to answer from the cache: the main one (with a selection) or a component file.
 pub(crate) struct Wanted<'a> {
     pub repo: &'a str,

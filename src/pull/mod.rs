@@ -15,7 +15,7 @@ use crate::manifest::{Manifest, ManifestFile};
 use crate::net::http::{Http, HttpConfig};
 use crate::net::hub::{self, Listing, RemoteFile};
 use crate::options::{
-    Component, MAX_CONNECTIONS, PullOptions, resolve_cache_dir, resolve_endpoint, resolve_token,
+    Component, MAX_CONNECTIONS, PullOptions, resolve_endpoint, resolve_token,
 };
 use crate::progress::{Event, FileInfo, Observer, Reporter, Source, Totals};
 use crate::repo_path::{is_commit_sha, validate_repo_id, validate_revision};
@@ -122,9 +122,16 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
 
 /// The pipeline itself, on the relay's worker thread.
 fn run(opts: &PullOptions, reporter: &mut Reporter<'_>) -> Result<PullOutcome> {
+    let from_env;
+    let opts = if opts.read_environment {
+        from_env = crate::environment::apply(opts);
+        &from_env
+    } else {
+        opts
+    };
     let req = Request::from_options(opts)?;
     let cancel = reporter.cancel().clone();
-    if opts.offline || from_cache::env_offline() {
+    if opts.offline {
         let mut wanted = vec![from_cache::Wanted {
             repo: &req.repo,
             revision: &req.revision,
@@ -155,6 +162,8 @@ fn run(opts: &PullOptions, reporter: &mut Reporter<'_>) -> Result<PullOutcome> {
             api_timeout: opts.api_timeout,
             max_bytes_per_sec: opts.max_bytes_per_sec,
             ca_bundle: opts.ca_bundle.clone(),
+            proxy: opts.proxy.clone(),
+            read_environment: opts.read_environment,
         },
         cancel.clone(),
     )?;
@@ -489,7 +498,12 @@ impl Request {
                 variant,
             },
             components: opts.components.clone(),
-            cache_root: resolve_cache_dir(opts.cache_dir.as_deref())?,
+            cache_root: opts.cache_dir.clone().ok_or_else(|| {
+                Error::InvalidArgument(
+                    "no cache folder: set cache_dir (or let the pull read the environment)"
+                        .to_string(),
+                )
+            })?,
             endpoint: resolve_endpoint(opts.endpoint.as_deref())?,
         })
     }

@@ -57,6 +57,8 @@ fn run(a: Args) -> ExitCode {
     let interrupted = install_signal_handler(&token);
 
     let mut opts = PullOptions::new(a.repo.clone());
+    // A person at a terminal expects huggingface_hub's variables and token file to apply.
+    opts.read_environment = true;
     for spec in &a.with {
         match Component::parse(spec) {
             Ok(c) => opts.components.push(c),
