@@ -3,8 +3,9 @@
  *   example ORG/NAME [VARIANT]
  *
  * The cache folder, endpoint and token come from the environment (HF_HUB_CACHE or HF_HOME,
- * HF_ENDPOINT, HF_TOKEN), as for the Hugging Face tools. Run it again after an interruption
- * (Ctrl-C, a network error) and it resumes where it stopped. */
+ * HF_ENDPOINT, HF_TOKEN), as for the Hugging Face tools: the program asks for that with
+ * LEMON_PULL_FLAG_READ_ENVIRONMENT (a server would pass its own settings instead). Run it again
+ * after an interruption (Ctrl-C, a network error) and it resumes where it stopped. */
 #include <stdio.h>
 
 #include "lemon_pull.h"
@@ -39,6 +40,7 @@ int main(int argc, char **argv) {
     options.repo_id = argv[1];
     options.variant = argc > 2 ? argv[2] : NULL;
     options.progress_cb = show_progress;
+    options.flags = LEMON_PULL_FLAG_READ_ENVIRONMENT;
 
     status = lemon_resume_pull(&options, &result);
     if (status == LEMON_STATUS_OK) {

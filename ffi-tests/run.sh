@@ -231,6 +231,18 @@ suite() { # PROGRAM PHASES...: every phase with a fresh cache; cancel phases on 
     done
 }
 suite test_c args errors cancel-cb cancel-flag concurrent components oldstruct
+
+# Hermetic calls: what the hub received decides whether HF_TOKEN was sent.
+hub_tokens() { curl -fsS "$endpoint/admin/requests" | grep -o '"authorization":"[^"]*"' | sort -u; }
+curl -fsS -o /dev/null -X POST "$endpoint/admin/reset" || fail "hub reset"
+echo "== test_c hermetic"
+run_program "test_c hermetic" "$bin/test_c" hermetic "$work/cache-test_c-hermetic"
+check "without the flag no request carried HF_TOKEN" test -z "$(hub_tokens)"
+curl -fsS -o /dev/null -X POST "$endpoint/admin/reset" || fail "hub reset"
+echo "== test_c environment"
+run_program "test_c environment" "$bin/test_c" environment "$work/cache-test_c-environment"
+check "with the flag the API calls carried HF_TOKEN" \
+    test "$(hub_tokens)" = '"authorization":"Bearer hf_from_the_environment"'
 suite test_cpp args cancel-cb cancel-flag concurrent
 
 # ---------------------------------------------------------------------------------------------

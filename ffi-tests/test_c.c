@@ -11,6 +11,10 @@
  *   concurrent  two repositories pulled from two threads at once
  *   components  a main repo plus a file from a second repo in one call
  *   oldstruct   an options struct cut short (an older caller): defaults for the rest
+ *   hermetic    HF_* and proxy variables in the environment change nothing without
+ *               LEMON_PULL_FLAG_READ_ENVIRONMENT (run.sh checks that no token reached the hub)
+ *   environment with the flag, HF_ENDPOINT, HF_HUB_CACHE, HF_TOKEN and HF_HUB_OFFLINE apply
+ *               (run.sh checks that the hub saw the token)
  * Environment: LEMON_TEST_ENDPOINT, LEMON_TEST_REPO, LEMON_TEST_REPO2, LEMON_TEST_COMMIT,
  *   LEMON_TEST_COMMIT2, LEMON_TEST_FILE (the GGUF path), LEMON_TEST_FILE_SIZE.
  * Prints one "PASS name" or "FAIL name" line per check; exits 1 if any check failed.
@@ -660,6 +664,92 @@ static void phase_oldstruct(const char *cache) {
     free(o);
 }
 
+/* Variables that would change the pull if the library read them; HF_ENDPOINT and the proxies point
+ * at a port where nothing listens. */
+static void set_hostile_environment(const char *cache) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/env-cache", cache);
+    setenv("HF_TOKEN", "hf_from_the_environment", 1);
+    setenv("HF_HUB_OFFLINE", "1", 1);
+    setenv("HF_ENDPOINT", "http://127.0.0.1:9", 1);
+    setenv("HF_HUB_CACHE", path, 1);
+    setenv("HF_HUB_DOWNLOAD_TIMEOUT", "0.001", 1);
+    setenv("HTTP_PROXY", "http://127.0.0.1:9", 1);
+    setenv("HTTPS_PROXY", "http://127.0.0.1:9", 1);
+    setenv("ALL_PROXY", "http://127.0.0.1:9", 1);
+    setenv("SSL_CERT_FILE", "/nonexistent/bundle.pem", 1);
+}
+
+static void phase_hermetic(const char *cache) {
+    lemon_pull_options o;
+    lemon_pull_result r = {0};
+    const char *config[1] = {"config.json"};
+    char detail[512], want[1200];
+    lemon_status s;
+
+    set_hostile_environment(cache);
+    base_options(&o, cache);
+    o.token = NULL; /* anonymous without the flag, whatever HF_TOKEN says */
+    o.include = config;
+    o.include_len = 1;
+    s = lemon_resume_pull(&o, &r);
+    snprintf(detail, sizeof detail, "status %d: %s", (int)s, or_null(r.error_message));
+    check("HF_HUB_OFFLINE, HF_ENDPOINT, proxies and SSL_CERT_FILE are ignored without the flag",
+          s == LEMON_STATUS_OK && r.files == 1, detail);
+    snprintf(want, sizeof want, "%s/models--", cache);
+    check("the snapshot is in cache_dir, not HF_HUB_CACHE",
+          r.snapshot_path != NULL && strncmp(r.snapshot_path, want, strlen(want)) == 0,
+          or_null(r.snapshot_path));
+    lemon_pull_result_free(&r);
+
+    /* cache_dir is required when nothing may be read from the environment. */
+    base_options(&o, NULL);
+    s = lemon_resume_pull(&o, &r);
+    check("no cache_dir without the flag is INVALID_ARGUMENT naming it",
+          s == LEMON_STATUS_INVALID_ARGUMENT && contains(r.error_message, "cache"),
+          or_null(r.error_message));
+    lemon_pull_result_free(&r);
+
+    /* With the flag, HF_HUB_OFFLINE=1 applies: a fresh cache holds nothing. */
+    base_options(&o, NULL);
+    o.flags = LEMON_PULL_FLAG_READ_ENVIRONMENT;
+    s = lemon_resume_pull(&o, &r);
+    check("with the flag HF_HUB_OFFLINE=1 makes the call offline (NOT_CACHED)",
+          s == LEMON_STATUS_NOT_CACHED, or_null(r.error_message));
+    lemon_pull_result_free(&r);
+}
+
+static void phase_environment(const char *cache) {
+    lemon_pull_options o;
+    lemon_pull_result r = {0};
+    const char *config[1] = {"config.json"};
+    char want[1200];
+    lemon_status s;
+
+    set_hostile_environment(cache);
+    unsetenv("HF_HUB_OFFLINE");
+    unsetenv("HF_HUB_DOWNLOAD_TIMEOUT");
+    unsetenv("HTTP_PROXY");
+    unsetenv("HTTPS_PROXY");
+    unsetenv("ALL_PROXY");
+    unsetenv("SSL_CERT_FILE");
+    setenv("HF_ENDPOINT", env("LEMON_TEST_ENDPOINT"), 1);
+    base_options(&o, NULL);
+    o.endpoint = NULL;
+    o.token = NULL;
+    o.include = config;
+    o.include_len = 1;
+    o.flags = LEMON_PULL_FLAG_READ_ENVIRONMENT;
+    s = lemon_resume_pull(&o, &r);
+    check("with the flag HF_ENDPOINT and HF_HUB_CACHE name the hub and the cache",
+          s == LEMON_STATUS_OK && r.files == 1, or_null(r.error_message));
+    snprintf(want, sizeof want, "%s/env-cache/models--", cache);
+    check("the snapshot is in HF_HUB_CACHE",
+          r.snapshot_path != NULL && strncmp(r.snapshot_path, want, strlen(want)) == 0,
+          or_null(r.snapshot_path));
+    lemon_pull_result_free(&r);
+}
+
 int main(int argc, char **argv) {
     const char *cache = argc > 2 ? argv[2] : NULL;
     if (argc < 2) {
@@ -686,6 +776,10 @@ int main(int argc, char **argv) {
         phase_components(cache);
     } else if (strcmp(g_phase, "oldstruct") == 0) {
         phase_oldstruct(cache);
+    } else if (strcmp(g_phase, "hermetic") == 0) {
+        phase_hermetic(cache);
+    } else if (strcmp(g_phase, "environment") == 0) {
+        phase_environment(cache);
     } else {
         fprintf(stderr, "test_c: unknown phase %s\n", g_phase);
         return 2;

@@ -82,6 +82,14 @@ enum lemon_progress_kind
    * `message` is its name, `event_bytes` the bytes it held. Its return value is ignored.
    */
   LEMON_PROGRESS_KIND_RECLAIMED = 11,
+  /**
+   * Nothing else happened for a while: the pull is alive. Sent at least every 250 ms while
+   * `lemon_resume_pull` runs when no other event was sent (a stalled connection, a retry
+   * backoff, a lock wait, hashing); `message` names the phase ("start", "resolve", "lock",
+   * "plan", "salvage", "transfer", "backoff", "verify", "commit"), the totals are current and
+   * `file` is "". A nonzero return cancels like any other event.
+   */
+  LEMON_PROGRESS_KIND_TICK = 12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -201,11 +209,22 @@ enum lemon_pull_flag
    */
   LEMON_PULL_FLAG_DRY_RUN = 1,
   /**
-   * Answer from the cache alone, without any network call (as `HF_HUB_OFFLINE=1` does, which
-   * applies without the flag too): the snapshot `refs/<revision>` names must be complete and
+   * Answer from the cache alone, without any network call (as `HF_HUB_OFFLINE=1` does when
+   * `READ_ENVIRONMENT` is set too): the snapshot `refs/<revision>` names must be complete and
    * verify, else `LEMON_STATUS_NOT_CACHED`. Added after the first version.
    */
   LEMON_PULL_FLAG_OFFLINE = 2,
+  /**
+   * Read the environment as huggingface_hub does, for every option left NULL/0: `HF_TOKEN`,
+   * `HUGGING_FACE_HUB_TOKEN`, `HF_TOKEN_PATH` and the token file (unless
+   * `HF_HUB_DISABLE_IMPLICIT_TOKEN`), `HF_ENDPOINT`, `HF_HUB_CACHE`, `HUGGINGFACE_HUB_CACHE`,
+   * `HF_HOME`, `XDG_CACHE_HOME`, `HOME` (`USERPROFILE` on Windows), `HF_HUB_OFFLINE`,
+   * `HF_HUB_DOWNLOAD_TIMEOUT`, `SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE`,
+   * `ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY` (either case) and `NO_PROXY`. Without it the call
+   * reads no environment variable and no file outside the cache and `ca_bundle`: a server
+   * embedding the library gets exactly what it passed. The `resume-pull` CLI sets it.
+   */
+  LEMON_PULL_FLAG_READ_ENVIRONMENT = 4,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -370,16 +389,19 @@ typedef struct lemon_pull_options {
    */
   const char *revision;
   /**
-   * Cache root (absolute path); NULL or "" = `HF_HUB_CACHE`, `HF_HOME`... or
-   * `~/.cache/huggingface/hub`. lemonade passes its own cache folder here.
+   * Cache root (absolute path). Required, unless `LEMON_PULL_FLAG_READ_ENVIRONMENT` is set:
+   * then NULL or "" = `HF_HUB_CACHE`, `HF_HOME`... or `~/.cache/huggingface/hub`. lemonade
+   * passes its own cache folder here.
    */
   const char *cache_dir;
   /**
-   * Hub endpoint; NULL or "" = `HF_ENDPOINT` or `https://huggingface.co`.
+   * Hub endpoint; NULL or "" = `https://huggingface.co` (with
+   * `LEMON_PULL_FLAG_READ_ENVIRONMENT`: `HF_ENDPOINT` first).
    */
   const char *endpoint;
   /**
-   * Access token; NULL = `HF_TOKEN`, `HUGGING_FACE_HUB_TOKEN` or the token file; "" = anonymous.
+   * Access token; NULL or "" = anonymous. With `LEMON_PULL_FLAG_READ_ENVIRONMENT`, NULL =
+   * `HF_TOKEN`, `HUGGING_FACE_HUB_TOKEN` or the token file (as huggingface_hub), "" = anonymous.
    */
   const char *token;
   /**
@@ -448,8 +470,8 @@ typedef struct lemon_pull_options {
   uint32_t connect_timeout_ms;
   /**
    * A body read that sees no byte for this long is abandoned and retried from the current
-   * offset, in ms; 0 (what init sets) = `HF_HUB_DOWNLOAD_TIMEOUT` seconds if set when the pull
-   * starts, else 60000.
+   * offset, in ms; 0 (what init sets) = 60000 (with `LEMON_PULL_FLAG_READ_ENVIRONMENT`:
+   * `HF_HUB_DOWNLOAD_TIMEOUT` seconds if set when the pull starts).
    */
   uint32_t stall_timeout_ms;
   /**
@@ -477,8 +499,9 @@ typedef struct lemon_pull_options {
   uint64_t max_bytes_per_sec;
   /**
    * CA bundle trusted for https instead of the default roots: a PEM file, a DER certificate or
-   * a folder of them (for corporate TLS inspection). NULL or "" = `SSL_CERT_FILE`,
-   * `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE`, else the operating system's trust store. A bundle
+   * a folder of them (for corporate TLS inspection). NULL or "" = the operating system's trust
+   * store (with `LEMON_PULL_FLAG_READ_ENVIRONMENT`: `SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`,
+   * `CURL_CA_BUNDLE` first). A bundle
    * that cannot be read or holds no certificate fails the call with
    * `LEMON_STATUS_INVALID_ARGUMENT`.
    */

@@ -43,11 +43,14 @@ pub(crate) fn apply(opts: &PullOptions) -> PullOptions {
 /// The cache root for `explicit`, else from the environment (for callers that, like the CLI's
 /// `status` and `gc`, name a cache the way huggingface_hub does).
 pub fn resolve_cache_dir(explicit: Option<&std::path::Path>) -> Result<PathBuf> {
-    explicit.map(PathBuf::from).or_else(cache_dir).ok_or_else(|| {
-        Error::InvalidArgument(
-            "no cache folder: set --cache-dir, HF_HUB_CACHE, HF_HOME or HOME".to_string(),
-        )
-    })
+    explicit
+        .map(PathBuf::from)
+        .or_else(cache_dir)
+        .ok_or_else(|| {
+            Error::InvalidArgument(
+                "no cache folder: set --cache-dir, HF_HUB_CACHE, HF_HOME or HOME".to_string(),
+            )
+        })
 }
 
 fn cache_dir() -> Option<PathBuf> {

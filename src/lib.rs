@@ -38,10 +38,10 @@ mod transfer;
 mod verify;
 
 pub use cancel::{Cancel, CancelToken};
+pub use environment::resolve_cache_dir;
 pub use error::{Error, Result, Status};
 pub use housekeeping::{gc, status};
 pub use net::tls::{BundleSource, Trust, TrustCheck, check_trust};
-pub use environment::resolve_cache_dir;
 pub use options::{Component, MAX_CONNECTIONS, PullOptions, RetryPolicy};
 pub use progress::{Event, FileInfo, Flow, Observer, Phase, Silent, Source, TICK_INTERVAL, Totals};
 pub use pull::{PlannedFile, PullOutcome, Reclaimed, RepoOutcome, pull};

@@ -166,7 +166,8 @@ impl Http {
             .max_bytes_per_sec
             .filter(|r| *r > 0)
             .map(|r| Arc::new(Throttle::new(r)));
-        let (tls, trust) = crate::net::tls::configure(cfg.ca_bundle.as_deref(), cfg.read_environment)?;
+        let (tls, trust) =
+            crate::net::tls::configure(cfg.ca_bundle.as_deref(), cfg.read_environment)?;
         Http::build(cfg, cancel, throttle, 1, tls, trust)
     }
 

@@ -349,6 +349,7 @@ fn get_ok(
             reason: &text,
         })?;
         reporter.cancel().sleep(delay)?;
+        reporter.backoff_over();
     }
 }
 

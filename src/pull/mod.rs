@@ -14,10 +14,8 @@ use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ManifestFile};
 use crate::net::http::{Http, HttpConfig};
 use crate::net::hub::{self, Listing, RemoteFile};
-use crate::options::{
-    Component, MAX_CONNECTIONS, PullOptions, resolve_endpoint, resolve_token,
-};
-use crate::progress::{Event, FileInfo, Observer, Reporter, Source, Totals};
+use crate::options::{Component, MAX_CONNECTIONS, PullOptions, resolve_endpoint, resolve_token};
+use crate::progress::{Event, FileInfo, Observer, Phase, Reporter, Source, Totals};
 use crate::repo_path::{is_commit_sha, validate_repo_id, validate_revision};
 use crate::salvage::{self, Candidate, IdIndex, Scan};
 use crate::select::{Selection, select, split_repo_variant};
@@ -168,7 +166,9 @@ fn run(opts: &PullOptions, reporter: &mut Reporter<'_>) -> Result<PullOutcome> {
         cancel.clone(),
     )?;
     cancel.check()?;
+    reporter.set_phase(Phase::Resolve);
     let units = resolve_units(&http, &req, opts, reporter)?;
+    reporter.set_phase(Phase::Lock);
 
     // Locks are taken in a fixed order (by folder) so two multi-repo pulls cannot deadlock.
     let mut lock_order: Vec<&Unit> = units.iter().collect();
@@ -187,6 +187,7 @@ fn run(opts: &PullOptions, reporter: &mut Reporter<'_>) -> Result<PullOutcome> {
         crate::cache::tag_cache_root(&req.cache_root);
     }
 
+    reporter.set_phase(Phase::Plan);
     let ids = IdIndex::build(&units.iter().map(|u| &u.cache).collect::<Vec<_>>());
     let mut stamps: Vec<Stamps> = units
         .iter()
@@ -249,6 +250,7 @@ fn run(opts: &PullOptions, reporter: &mut Reporter<'_>) -> Result<PullOutcome> {
     }
     let mut step = 0;
     let mut index = 0;
+    reporter.set_phase(Phase::Salvage);
     for (unit, stamps) in units.iter().zip(&mut stamps) {
         for file in &unit.files {
             let info = FileInfo {
@@ -259,22 +261,14 @@ fn run(opts: &PullOptions, reporter: &mut Reporter<'_>) -> Result<PullOutcome> {
             };
             if let Some(c) = &picks[index] {
                 let planned = &mut outcome.plan[index];
-                salvage_one(
-                    unit,
-                    file,
-                    info,
-                    c,
-                    planned,
-                    stamps,
-                    reporter,
-                    &mut step,
-                )?;
+                salvage_one(unit, file, info, c, planned, stamps, reporter, &mut step)?;
             }
             index += 1;
         }
     }
 
     let mut index = 0;
+    reporter.set_phase(Phase::Transfer);
     for (unit, stamps) in units.iter().zip(&mut stamps) {
         for file in &unit.files {
             let planned = outcome.plan[index].clone();
@@ -320,6 +314,7 @@ fn run(opts: &PullOptions, reporter: &mut Reporter<'_>) -> Result<PullOutcome> {
         }
     }
 
+    reporter.set_phase(Phase::Commit);
     commit(&units, &manifest_path)?;
     // Only salvage moves files out of other folders: without a move, the first scan still holds.
     let moved = step > 0;

@@ -35,7 +35,7 @@ use crate::net::http::{ByteRange, Http, Origin, Response, body_error, redact};
 use crate::net::hub::status_error;
 use crate::net::retry::{Backoff, is_retryable_status};
 use crate::options::RetryPolicy;
-use crate::progress::{Event, FileInfo, Reporter};
+use crate::progress::{Event, FileInfo, Phase, Reporter};
 use crate::transfer::hash_thread::HashThread;
 use crate::transfer::segments::Sidecar;
 use crate::verify::{ContentHasher, ContentId, hash_prefix, is_hex};
@@ -267,9 +267,11 @@ impl Partial {
         let mut hasher = task.id.hasher(task.file.size);
         if self.len > 0 {
             let cancel = reporter.cancel().clone();
+            reporter.set_phase(Phase::Verify);
             hash_prefix(&task.partial_path, self.len, &mut hasher, &cancel, |_| {
                 Ok(())
             })?;
+            reporter.set_phase(Phase::Transfer);
         }
         self.file
             .seek(SeekFrom::Start(self.len))
@@ -445,6 +447,7 @@ fn download_rest(
             reason: &plan.reason,
         })?;
         reporter.cancel().sleep(plan.delay)?;
+        reporter.backoff_over();
     }
     Ok(())
 }
