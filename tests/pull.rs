@@ -795,3 +795,70 @@ fn renamed_repo_is_followed_through_relative_redirects() {
         "API and /resolve answered 307: {redirected}"
     );
 }
+
+/// Every request (API, `/tree`, `/resolve`, CDN; whole or ranged, first try or resume) asks for
+/// the stored bytes with `Accept-Encoding: identity` and never advertises gzip: a compressed body
+/// would be hashed and resumed as if it were the file.
+#[test]
+fn every_request_asks_for_identity_encoding() {
+    let hub = MockHub::start();
+    let files = model_files();
+    let sha = hub.commit(REPO, "main", files.clone());
+    // Sizes only from `/tree`, so the listing API is exercised too.
+    hub.set_listing_sizes(false);
+    // A cut connection, so the download resumes with a ranged request.
+    hub.push_fault(
+        Target::Cdn("model.safetensors".into()),
+        Fault::DropAfter(1_000_000),
+    );
+    let cache = TempDir::new("identity");
+    let mut o = options(&hub.endpoint(), cache.path(), REPO);
+    lemon_pull::pull(&o, &mut lemon_pull::Silent).expect("pull");
+    assert_snapshot_matches(cache.path(), &sha, &files);
+    // A second repo pulled over parallel ranged connections.
+    let big = vec![MockFile::lfs("weights.bin", pseudo_random_bytes(3, BIG))];
+    hub.commit("org/par", "main", big);
+    o.repo = "org/par".into();
+    o.connections = 4;
+    lemon_pull::pull(&o, &mut lemon_pull::Silent).expect("parallel pull");
+
+    let requests = hub.requests();
+    let has = |pred: &dyn Fn(&support::mock_hub::RequestLog) -> bool| requests.iter().any(pred);
+    // The log covers every kind of request the assertion below is about.
+    assert!(
+        has(&|r| r.path.contains("/revision/")),
+        "no revision request"
+    );
+    assert!(has(&|r| r.path.contains("/tree/")), "no /tree request");
+    assert!(
+        has(&|r| r.path.contains("/resolve/") && r.range.is_none()),
+        "no whole /resolve request"
+    );
+    assert!(has(&|r| r.host.starts_with("localhost")), "no CDN request");
+    assert!(
+        requests.iter().filter(|r| r.range.is_some()).count() >= 2,
+        "resume and parallel pieces send ranges"
+    );
+    for r in &requests {
+        let accepted = r.header("accept-encoding");
+        assert_eq!(
+            accepted,
+            Some("identity"),
+            "{} {} asked for {accepted:?}",
+            r.method,
+            r.path
+        );
+        let all: Vec<&str> = r
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("accept-encoding"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert!(
+            all.iter().all(|v| !v.to_ascii_lowercase().contains("gzip")),
+            "{} {} advertised gzip: {all:?}",
+            r.method,
+            r.path
+        );
+    }
+}

@@ -244,8 +244,8 @@ impl Http {
     }
 
     /// GET `url`, following redirects under the Hub's rules. A `range` other than
-    /// [`ByteRange::Whole`] sends `Range` and asks for an unencoded body. Any status is returned
-    /// as `Ok`; transport failures are [`Error::Network`], broken redirect chains
+    /// [`ByteRange::Whole`] sends `Range`; every request asks for an unencoded body. Any status
+    /// is returned as `Ok`; transport failures are [`Error::Network`], broken redirect chains
     /// [`Error::InvalidResponse`].
     pub(crate) fn get(&self, url: &str, range: ByteRange) -> Result<Response> {
         self.get_with(url, range, None)
@@ -291,10 +291,11 @@ impl Http {
                 ByteRange::From(start) => Some(format!("bytes={start}-")),
                 ByteRange::Closed(start, end) => Some(format!("bytes={start}-{end}")),
             };
+            // Every request, ranged or not, asks for the stored bytes: a compressed body would
+            // break hashing, Content-Length checks and resume offsets.
+            req = req.header("Accept-Encoding", "identity");
             if let Some(spec) = spec {
-                req = req
-                    .header("Range", spec)
-                    .header("Accept-Encoding", "identity");
+                req = req.header("Range", spec);
             }
             if origin == self.endpoint_origin
                 && let Some(t) = &self.cfg.token
