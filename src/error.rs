@@ -203,6 +203,9 @@ pub enum Error {
         message: String,
         /// The last HTTP status seen during the retries, if any.
         last_status: Option<u16>,
+        /// Set when the host could not be reached at all (no answer to talk to), as opposed to a
+        /// connection that failed part-way.
+        unreachable: Option<Unreachable>,
     },
     /// An HTTP status that is not retried, or that outlasted the retries.
     Http {
@@ -281,6 +284,33 @@ pub enum Error {
     },
     /// A bug.
     Internal(String),
+}
+
+/// Why a host could not be reached. Such failures are not worth minutes of retries: the metadata
+/// phase gives up after a few seconds (and answers from a complete cached snapshot, unless told
+/// not to), and a transfer whose CDN host name no longer resolves keeps its partial and stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unreachable {
+    /// The host name did not resolve.
+    NameResolution,
+    /// Nothing accepted the connection (refused, or no route to the host).
+    Refused,
+    /// The connection was not established in time.
+    ConnectTimeout,
+    /// The TLS handshake failed (other than a refused certificate, which is a configuration error).
+    TlsHandshake,
+}
+
+impl fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Unreachable::NameResolution => "host name not resolved",
+            Unreachable::Refused => "connection refused",
+            Unreachable::ConnectTimeout => "connect timed out",
+            Unreachable::TlsHandshake => "TLS handshake failed",
+        })
+    }
 }
 
 impl Error {
@@ -423,12 +453,13 @@ impl fmt::Display for Error {
                 file,
                 message,
                 last_status,
+                unreachable,
             } => {
-                write!(
-                    f,
-                    "network error fetching {url}{}: {message}",
-                    opt_file(file)
-                )?;
+                match unreachable {
+                    Some(cause) => write!(f, "{cause}: cannot reach {url}")?,
+                    None => write!(f, "network error fetching {url}")?,
+                }
+                write!(f, "{}: {message}", opt_file(file))?;
                 if let Some(s) = last_status {
                     write!(f, " (last HTTP status {s})")?;
                 }

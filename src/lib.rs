@@ -39,7 +39,7 @@ mod verify;
 
 pub use cancel::{Cancel, CancelToken};
 pub use environment::resolve_cache_dir;
-pub use error::{Error, Result, Status};
+pub use error::{Error, Result, Status, Unreachable};
 pub use housekeeping::{gc, status};
 pub use net::tls::{BundleSource, Trust, TrustCheck, check_trust};
 pub use options::{Component, MAX_CONNECTIONS, PullOptions, RetryPolicy};

@@ -131,6 +131,11 @@ pub struct PullOptions {
     /// `None` = direct (or `ALL_PROXY`/`HTTPS_PROXY`/`HTTP_PROXY` minus `NO_PROXY` when reading
     /// the environment).
     pub proxy: Option<String>,
+    /// When the hub cannot be reached at all (host name not resolved, connection refused, connect
+    /// timeout, TLS handshake failure), answer from a complete cached snapshot of the revision
+    /// after a few seconds instead of failing (the outcome says `from_cache`). On by default, as in
+    /// huggingface_hub; turn it off for strict freshness.
+    pub cache_fallback: bool,
     /// Fill unset options from the environment and the token file, as huggingface_hub does.
     /// Off by default: a library embedded in a server reads nothing its caller did not pass.
     /// The `resume-pull` CLI turns it on.
@@ -181,6 +186,7 @@ impl PullOptions {
             offline: false,
             ca_bundle: None,
             proxy: None,
+            cache_fallback: true,
             read_environment: false,
         }
     }

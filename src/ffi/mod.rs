@@ -155,6 +155,11 @@ pub enum lemon_progress_kind {
     /// "plan", "salvage", "transfer", "backoff", "verify", "commit"), the totals are current and
     /// `file` is "". A nonzero return cancels like any other event.
     Tick = 12,
+    /// The hub could not be reached (host name not resolved, connection refused, connect timeout,
+    /// TLS handshake failure) after a few seconds of retries; the pull answers from a complete
+    /// cached snapshot of the revision if there is one (the result's `from_cache` is then 1), else
+    /// it fails with `LEMON_STATUS_NETWORK`. `message` says why the hub was given up on.
+    FromCache = 13,
 }
 
 /// Bits of `lemon_pull_options.flags`. Unknown bits are rejected with `LEMON_STATUS_INVALID_ARGUMENT`.
@@ -177,12 +182,16 @@ pub enum lemon_pull_flag {
     /// reads no environment variable and no file outside the cache and `ca_bundle`: a server
     /// embedding the library gets exactly what it passed. The `resume-pull` CLI sets it.
     ReadEnvironment = 4,
+    /// When the hub cannot be reached, fail with `LEMON_STATUS_NETWORK` instead of answering
+    /// from a complete cached snapshot (for callers that need the hub's current answer).
+    NoCacheFallback = 8,
 }
 
 /// All flag bits this version understands.
 const KNOWN_FLAGS: u32 = lemon_pull_flag::DryRun as u32
     | lemon_pull_flag::Offline as u32
-    | lemon_pull_flag::ReadEnvironment as u32;
+    | lemon_pull_flag::ReadEnvironment as u32
+    | lemon_pull_flag::NoCacheFallback as u32;
 
 /// One progress event. Passed to `lemon_progress_cb` by pointer; the struct and every string in it
 /// are borrowed and valid only until the callback returns. Copy what you keep.
@@ -401,6 +410,29 @@ pub struct lemon_pull_result {
     pub total_bytes: u64,
     /// Per-repository results (main repository first); NULL on failure. Use the accessors.
     pub repos: *mut lemon_pull_repos,
+    /// 1 when the answer came from the cache alone: `LEMON_PULL_FLAG_OFFLINE`, or the hub could
+    /// not be reached and a complete snapshot of the revision was cached (see
+    /// `LEMON_PULL_FLAG_NO_CACHE_FALLBACK`); else 0. Added after the first version: written only
+    /// when `struct_size` covers it.
+    pub from_cache: u32,
+}
+
+/// The fields of the first version of `lemon_pull_result`, in its order: what is written for a
+/// caller whose `struct_size` is that version's.
+#[repr(C)]
+struct ResultV1 {
+    struct_size: u32,
+    status: i32,
+    snapshot_path: *mut c_char,
+    commit: *mut c_char,
+    error_message: *mut c_char,
+    bytes_downloaded: u64,
+    bytes_reused: u64,
+    bytes_salvaged: u64,
+    http_status: i32,
+    files: u32,
+    total_bytes: u64,
+    repos: *mut lemon_pull_repos,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -902,6 +934,7 @@ unsafe fn parse_options(p: *const lemon_pull_options) -> Result<Request, String>
     o.dry_run = raw.flags & lemon_pull_flag::DryRun as u32 != 0;
     o.offline = raw.flags & lemon_pull_flag::Offline as u32 != 0;
     o.read_environment = raw.flags & lemon_pull_flag::ReadEnvironment as u32 != 0;
+    o.cache_fallback = raw.flags & lemon_pull_flag::NoCacheFallback as u32 == 0;
     o.connections = raw.connections.clamp(1, MAX_CONNECTIONS);
     o.max_bytes_per_sec = (raw.max_bytes_per_sec > 0).then_some(raw.max_bytes_per_sec);
     Ok(Request {
@@ -1161,6 +1194,7 @@ impl Bridge {
                 self.totals = totals;
                 View::new(K::Complete, repo, None).with_message(snapshot.to_string_lossy())
             }
+            Event::FromCache { cause } => View::new(K::FromCache, "", None).with_message(cause),
             Event::Tick { phase, totals } => {
                 self.totals = totals;
                 View::new(K::Tick, "", None).with_message(phase.name())
@@ -1318,11 +1352,16 @@ unsafe fn run_pull(options: *const lemon_pull_options) -> Report {
 }
 
 /// A caller's result struct that the library may write to.
-struct ResultSlot(*mut lemon_pull_result);
+struct ResultSlot {
+    p: *mut lemon_pull_result,
+    /// Bytes of the caller's struct that may be written (0 from the caller = all of this version).
+    size: usize,
+}
 
 /// The result layout of the first version: the smallest nonzero `struct_size` accepted. Later
 /// versions append fields and write them only when the caller's `struct_size` covers them.
-const RESULT_V1_SIZE: usize = size_of::<lemon_pull_result>();
+const RESULT_V1_SIZE: usize = size_of::<ResultV1>();
+const _: () = assert!(RESULT_V1_SIZE == std::mem::offset_of!(lemon_pull_result, from_cache));
 
 impl ResultSlot {
     /// `None` when the pointer is NULL, misaligned, or declares a size too small to fill.
@@ -1335,7 +1374,12 @@ impl ResultSlot {
         }
         // SAFETY: non-NULL and aligned; the caller guarantees a readable struct.
         let size = unsafe { ptr::addr_of!((*p).struct_size).read() } as usize;
-        (size == 0 || size >= RESULT_V1_SIZE).then_some(ResultSlot(p))
+        let size = if size == 0 {
+            size_of::<lemon_pull_result>()
+        } else {
+            size.min(size_of::<lemon_pull_result>())
+        };
+        (size >= RESULT_V1_SIZE).then_some(ResultSlot { p, size })
     }
 
     /// Overwrites the result with `report`, allocating its strings.
@@ -1348,8 +1392,14 @@ impl ResultSlot {
             ),
             None => (ptr::null_mut(), ptr::null_mut(), ptr::null_mut()),
         };
-        let value = lemon_pull_result {
-            struct_size: RESULT_V1_SIZE as u32,
+        let from_cache = report.outcome.as_ref().is_some_and(|o| o.from_cache);
+        let v2 = self.size >= size_of::<lemon_pull_result>();
+        let value = ResultV1 {
+            struct_size: if v2 {
+                size_of::<lemon_pull_result>()
+            } else {
+                RESULT_V1_SIZE
+            } as u32,
             status: report.status as i32,
             snapshot_path,
             commit,
@@ -1365,16 +1415,21 @@ impl ResultSlot {
             total_bytes: report.totals.total_bytes,
             repos,
         };
-        // SAFETY: `new` checked the pointer and that the caller's struct holds the v1 layout;
-        // `write` does not drop the old contents (documented as overwritten, not freed).
-        unsafe { self.0.write(value) };
+        // SAFETY: `new` checked the pointer and that the caller's struct holds the v1 layout,
+        // which `ResultV1` mirrors field for field (repr(C), same order: checked at compile time
+        // above); `write` does not drop the old contents (documented as overwritten, not freed).
+        unsafe { self.p.cast::<ResultV1>().write(value) };
+        if v2 {
+            // SAFETY: the caller's struct covers the whole current layout.
+            unsafe { ptr::addr_of_mut!((*self.p).from_cache).write(u32::from(from_cache)) };
+        }
     }
 
     /// Frees the owned pointers and nulls them; idempotent.
     fn release(&self) {
         // SAFETY: `new` checked the pointer; the caller guarantees it is a zeroed or filled result
         // not used concurrently, so a unique reference is sound for this call.
-        let r = unsafe { &mut *self.0 };
+        let r = unsafe { &mut *self.p.cast::<ResultV1>() };
         free_raw(&mut r.snapshot_path);
         free_raw(&mut r.commit);
         free_raw(&mut r.error_message);
@@ -1475,6 +1530,7 @@ mod tests {
             files: 0,
             total_bytes: 0,
             repos: ptr::null_mut(),
+            from_cache: 7,
         }
     }
 
@@ -1501,6 +1557,26 @@ mod tests {
         // SAFETY: `o` is NULL or a valid options struct built by the test; `r` is zeroed.
         let s = unsafe { lemon_resume_pull(o, &mut r) };
         (s, r)
+    }
+
+    #[test]
+    fn result_fields_past_the_callers_struct_size_are_never_written() {
+        let o = init_options();
+        // A first-version caller: its struct ends before `from_cache`.
+        let mut r = zeroed_result();
+        r.struct_size = RESULT_V1_SIZE as u32;
+        // SAFETY: `o` comes from init (repo_id NULL: invalid, which still fills the result).
+        let s = unsafe { lemon_resume_pull(&o, &mut r) };
+        assert_eq!(s, lemon_status::InvalidArgument);
+        assert_eq!(r.struct_size as usize, RESULT_V1_SIZE);
+        assert_eq!(r.from_cache, 7, "past struct_size: untouched");
+        // SAFETY: filled by lemon_resume_pull.
+        unsafe { lemon_pull_result_free(&mut r) };
+        let (_, mut r) = call(&o);
+        assert_eq!(r.struct_size as usize, size_of::<lemon_pull_result>());
+        assert_eq!(r.from_cache, 0, "within struct_size: written");
+        // SAFETY: filled by lemon_resume_pull.
+        unsafe { lemon_pull_result_free(&mut r) };
     }
 
     fn expect_invalid(o: *const lemon_pull_options, needle: &str) {
@@ -1804,6 +1880,7 @@ mod tests {
             plan: Vec::new(),
             reclaimed: Vec::new(),
             dry_run: false,
+            from_cache: false,
         };
         let mut r = zeroed_result();
         // SAFETY: `r` is a zeroed result.

@@ -20,7 +20,7 @@ use ureq::unversioned::transport::{
 };
 
 use crate::cancel::{Cancel, POLL};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Unreachable};
 use crate::net::throttle::Throttle;
 
 /// What every request of ours (pulls and the trust check) says it is.
@@ -282,9 +282,17 @@ impl Http {
                         file: None,
                         message: "timed out following redirects".into(),
                         last_status: None,
+                        unreachable: None,
                     });
                 }
-                req = req.config().timeout_global(Some(left)).build();
+                // A metadata call gives up on a silent host sooner than a download does: the
+                // caller may have its answer in the cache (see `pull`'s cache fallback).
+                let connect = self.cfg.connect_timeout.min(API_CONNECT_TIMEOUT);
+                req = req
+                    .config()
+                    .timeout_global(Some(left))
+                    .timeout_connect(Some(connect))
+                    .build();
             }
             let spec = match range {
                 ByteRange::Whole => None,
@@ -347,9 +355,33 @@ impl Http {
             file: None,
             message,
             last_status: None,
+            unreachable: unreachable(&e),
         }
     }
 }
+
+/// Whether `e` means the host could not be reached at all, and why.
+pub(crate) fn unreachable(e: &ureq::Error) -> Option<Unreachable> {
+    use std::io::ErrorKind as K;
+    match e {
+        ureq::Error::HostNotFound => Some(Unreachable::NameResolution),
+        ureq::Error::Timeout(ureq::Timeout::Resolve) => Some(Unreachable::NameResolution),
+        ureq::Error::Timeout(ureq::Timeout::Connect) => Some(Unreachable::ConnectTimeout),
+        ureq::Error::ConnectionFailed => Some(Unreachable::Refused),
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => Some(Unreachable::TlsHandshake),
+        ureq::Error::Io(io) => match io.kind() {
+            K::ConnectionRefused
+            | K::HostUnreachable
+            | K::NetworkUnreachable
+            | K::AddrNotAvailable => Some(Unreachable::Refused),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Connect timeout of a metadata (API) request at most.
+const API_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// Largest redirect body read to its end so that its connection can be reused.
 const MAX_DRAINED_BODY: u64 = 64 << 10;
@@ -409,6 +441,7 @@ pub(crate) fn body_error(cancel: &Cancel, url: &str, e: io::Error) -> Error {
         file: None,
         message: e.to_string(),
         last_status: None,
+        unreachable: None,
     }
 }
 

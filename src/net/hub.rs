@@ -304,6 +304,11 @@ fn parse_json<T: serde::de::DeserializeOwned>(url: &str, text: &str) -> Result<T
     })
 }
 
+/// Retries of a metadata call whose host could not be reached at all, and the longest wait
+/// before each: together at most a few seconds.
+const UNREACHABLE_RETRIES: u32 = 2;
+const UNREACHABLE_DELAY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// GET an API URL, retrying transient failures, and turn any non-200 into a typed error.
 fn get_ok(
     http: &Http,
@@ -316,6 +321,7 @@ fn get_ok(
     let mut backoff = Backoff::new(retry);
     // Named in a final network error: what the server said before the connection failed.
     let mut last_status = None;
+    let mut unreachable_retries = 0;
     loop {
         let (reason, retry_after) = match http.get_api(url) {
             Ok(resp) if resp.status == 200 => return Ok(resp),
@@ -328,15 +334,35 @@ fn get_ok(
             Err(e @ Error::Network { .. }) => (e, None),
             Err(e) => return Err(e),
         };
-        let Some(delay) = backoff.next_delay(retry_after) else {
+        let mut delay = backoff.next_delay(retry_after);
+        if matches!(
+            reason,
+            Error::Network {
+                unreachable: Some(_),
+                ..
+            }
+        ) {
+            // A hub that cannot be reached at all rarely comes back within minutes; a caller
+            // with the snapshot cached should have it in seconds (see `pull`'s cache fallback).
+            unreachable_retries += 1;
+            delay = delay
+                .filter(|_| unreachable_retries <= UNREACHABLE_RETRIES)
+                .map(|d| d.min(UNREACHABLE_DELAY));
+        }
+        let Some(delay) = delay else {
             return Err(match reason {
                 Error::Network {
-                    url, file, message, ..
+                    url,
+                    file,
+                    message,
+                    unreachable,
+                    ..
                 } => Error::Network {
                     url,
                     file,
                     message,
                     last_status,
+                    unreachable,
                 },
                 other => other,
             });

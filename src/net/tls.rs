@@ -373,6 +373,7 @@ pub fn check_trust(url: &str, ca_bundle: Option<&Path>) -> Result<TrustCheck> {
             file: None,
             message: error_message(&e, &trust),
             last_status: None,
+            unreachable: crate::net::http::unreachable(&e),
         })?;
         let status = resp.status().as_u16();
         if !(300..400).contains(&status) || status == 304 {

@@ -266,6 +266,12 @@ pub enum Event<'a> {
         /// Final totals.
         totals: Totals,
     },
+    /// The hub could not be reached; the pull answers from a complete cached snapshot if there is
+    /// one (else it fails with the network error).
+    FromCache {
+        /// Why the hub was given up on.
+        cause: &'a str,
+    },
     /// Nothing else happened for [`TICK_INTERVAL`]: the pull is alive and doing `phase`.
     Tick {
         /// What the pull is doing.

@@ -252,6 +252,9 @@ enum OwnedEvent {
         snapshot: PathBuf,
         totals: Totals,
     },
+    FromCache {
+        cause: String,
+    },
     Tick {
         phase: Phase,
         totals: Totals,
@@ -360,6 +363,7 @@ impl OwnedEvent {
                 snapshot: snapshot.to_path_buf(),
                 totals,
             },
+            Event::FromCache { cause } => OwnedEvent::FromCache { cause: s(cause) },
             Event::Tick { phase, totals } => OwnedEvent::Tick { phase, totals },
         }
     }
@@ -461,6 +465,7 @@ impl OwnedEvent {
                 snapshot,
                 totals: *totals,
             },
+            OwnedEvent::FromCache { cause } => Event::FromCache { cause },
             OwnedEvent::Tick { phase, totals } => Event::Tick {
                 phase: *phase,
                 totals: *totals,
@@ -620,6 +625,7 @@ mod tests {
                 snapshot: std::path::Path::new("/s"),
                 totals,
             },
+            Event::FromCache { cause: "refused" },
             Event::Tick {
                 phase: Phase::Verify,
                 totals,

@@ -145,6 +145,7 @@ pub(crate) fn pull(
         totals,
         plan,
         reclaimed: Vec::new(),
+        from_cache: true,
         dry_run: false,
     })
 }

@@ -48,6 +48,9 @@ pub struct PullOutcome {
     pub reclaimed: Vec<Reclaimed>,
     /// True for a dry run: nothing was written.
     pub dry_run: bool,
+    /// True when the answer came from the cache alone: asked for (`offline`), or because the hub
+    /// could not be reached and a complete snapshot of the revision was cached.
+    pub from_cache: bool,
 }
 
 /// One repository's result.
@@ -130,26 +133,7 @@ fn run(opts: &PullOptions, reporter: &mut Reporter<'_>) -> Result<PullOutcome> {
     let req = Request::from_options(opts)?;
     let cancel = reporter.cancel().clone();
     if opts.offline {
-        let mut wanted = vec![from_cache::Wanted {
-            repo: &req.repo,
-            revision: &req.revision,
-            what: Ok(&req.selection),
-        }];
-        for c in &req.components {
-            let revision = c.revision.as_deref().unwrap_or("main");
-            wanted.push(from_cache::Wanted {
-                repo: &c.repo,
-                revision,
-                what: Err(&c.path),
-            });
-        }
-        // Offline writes nothing either way; the outcome still says what was asked.
-        return from_cache::pull(&req.cache_root, &wanted, reporter, &cancel).map(|o| {
-            PullOutcome {
-                dry_run: opts.dry_run,
-                ..o
-            }
-        });
+        return answer_from_cache(&req, opts, reporter);
     }
     let http = Http::new(
         &HttpConfig {
@@ -167,7 +151,17 @@ fn run(opts: &PullOptions, reporter: &mut Reporter<'_>) -> Result<PullOutcome> {
     )?;
     cancel.check()?;
     reporter.set_phase(Phase::Resolve);
-    let units = resolve_units(&http, &req, opts, reporter)?;
+    let units = match resolve_units(&http, &req, opts, reporter) {
+        Err(
+            e @ Error::Network {
+                unreachable: Some(_),
+                ..
+            },
+        ) if opts.cache_fallback => {
+            return fall_back_to_cache(&req, opts, reporter, e);
+        }
+        other => other?,
+    };
     reporter.set_phase(Phase::Lock);
 
     // Locks are taken in a fixed order (by folder) so two multi-repo pulls cannot deadlock.
@@ -226,6 +220,7 @@ fn run(opts: &PullOptions, reporter: &mut Reporter<'_>) -> Result<PullOutcome> {
         totals: reporter.totals(),
         plan,
         reclaimed: Vec::new(),
+        from_cache: false,
         dry_run: opts.dry_run,
     };
     if opts.dry_run {
@@ -509,6 +504,54 @@ struct Unit {
     listing: Listing,
     files: Vec<RemoteFile>,
     cache: RepoCache,
+}
+
+/// Answers from the cache alone: every repository's `refs/<revision>` must name a complete
+/// snapshot that still verifies. Writes nothing.
+fn answer_from_cache(
+    req: &Request,
+    opts: &PullOptions,
+    reporter: &mut Reporter<'_>,
+) -> Result<PullOutcome> {
+    let mut wanted = vec![from_cache::Wanted {
+        repo: &req.repo,
+        revision: &req.revision,
+        what: Ok(&req.selection),
+    }];
+    for c in &req.components {
+        let revision = c.revision.as_deref().unwrap_or("main");
+        wanted.push(from_cache::Wanted {
+            repo: &c.repo,
+            revision,
+            what: Err(&c.path),
+        });
+    }
+    let cancel = reporter.cancel().clone();
+    // Nothing is written either way; the outcome still says what was asked.
+    from_cache::pull(&req.cache_root, &wanted, reporter, &cancel).map(|o| PullOutcome {
+        dry_run: opts.dry_run,
+        from_cache: true,
+        ..o
+    })
+}
+
+/// The hub could not be reached (`unreachable`, after a few seconds of quick retries): answer
+/// from a complete cached snapshot as huggingface_hub does, or fail with that network error
+/// when the cache cannot answer.
+fn fall_back_to_cache(
+    req: &Request,
+    opts: &PullOptions,
+    reporter: &mut Reporter<'_>,
+    unreachable: Error,
+) -> Result<PullOutcome> {
+    let cause = unreachable.to_string();
+    reporter.emit(&Event::FromCache { cause: &cause })?;
+    match answer_from_cache(req, opts, reporter) {
+        Ok(outcome) => Ok(outcome),
+        Err(Error::Cancelled) => Err(Error::Cancelled),
+        // Not cached (or no longer intact): what the caller must hear about is the network.
+        Err(_) => Err(unreachable),
+    }
 }
 
 /// Resolves the main repository and every component; components of the same repo and revision

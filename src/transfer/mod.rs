@@ -462,11 +462,17 @@ fn with_file(e: Error, path: &str, last_status: Option<u16>) -> Error {
                 message: format!("{message} (file {path})"),
             }
         }
-        Error::Network { url, message, .. } => Error::Network {
+        Error::Network {
+            url,
+            message,
+            unreachable,
+            ..
+        } => Error::Network {
             url,
             file: Some(path.to_string()),
             message,
             last_status,
+            unreachable,
         },
         Error::Http {
             url,
@@ -621,6 +627,7 @@ pub(crate) fn read_some(
                     file: None,
                     message: format!("connection closed at byte {at} of {size}"),
                     last_status: None,
+                    unreachable: None,
                 }));
             }
             Ok(n) => return Ok(n),
