@@ -6,7 +6,7 @@
 //! be installed on the build machines. Everything marked "unverified" below is reviewed code, not
 //! tested code. The README's "Windows" section lists each file-system step and what is verified.
 
-use std::fs::{self, File, Metadata};
+use std::fs::{self, Metadata};
 use std::io;
 use std::path::Path;
 use std::thread::sleep;
@@ -24,7 +24,7 @@ pub(crate) const HOME_VAR: &str = "HOME";
 /// Flushes a folder's entries (a rename or removal inside it) to stable storage.
 #[cfg(unix)]
 pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    fs::File::open(dir)?.sync_all()
 }
 
 /// Windows cannot open a folder through std without `FILE_FLAG_BACKUP_SEMANTICS`, and NTFS
