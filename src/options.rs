@@ -206,11 +206,7 @@ fn env_nonempty(name: &str) -> Option<String> {
 }
 
 fn home_dir() -> Option<PathBuf> {
-    #[cfg(windows)]
-    let home = env_nonempty("USERPROFILE");
-    #[cfg(not(windows))]
-    let home = env_nonempty("HOME");
-    home.map(PathBuf::from)
+    env_nonempty(crate::platform::HOME_VAR).map(PathBuf::from)
 }
 
 fn hf_home() -> Option<PathBuf> {
@@ -234,9 +230,10 @@ pub fn resolve_cache_dir(explicit: Option<&std::path::Path>) -> Result<PathBuf> 
         }
     }
     hf_home().map(|h| h.join("hub")).ok_or_else(|| {
-        Error::InvalidArgument(
-            "no cache folder: set --cache-dir, HF_HUB_CACHE, HF_HOME or HOME".to_string(),
-        )
+        Error::InvalidArgument(format!(
+            "no cache folder: set --cache-dir, HF_HUB_CACHE, HF_HOME or {}",
+            crate::platform::HOME_VAR
+        ))
     })
 }
 
