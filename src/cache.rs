@@ -110,7 +110,7 @@ impl RepoCache {
         let mut on_wait = Some(on_wait);
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(RepoLock { _file: file }),
+                Ok(()) => return Ok(RepoLock { file }),
                 Err(fs::TryLockError::WouldBlock) => {
                     if let Some(f) = on_wait.take() {
                         f(&path)?;
@@ -132,7 +132,15 @@ impl RepoCache {
 /// Held while a pull works on a repo; the OS releases it when the process dies.
 #[derive(Debug)]
 pub struct RepoLock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for RepoLock {
+    /// Unlocks before the file closes: Windows releases the locks of a closed handle only "when
+    /// resources allow" and asks programs to unlock explicitly, so a waiting pull is not kept waiting.
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
 }
 
 /// `X` → `X.partial`.
@@ -164,19 +172,9 @@ pub fn create_dir_all(dir: &Path) -> Result<()> {
 }
 
 /// Flushes a folder's entries (a rename inside it) to stable storage. A no-op where the platform
-/// cannot open folders as files (Windows flushes metadata with the file).
+/// cannot open folders as files (Windows journals the rename itself).
 pub fn fsync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(Error::io_at("sync folder", dir))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
-    }
+    crate::platform::fsync_dir(dir).map_err(Error::io_at("sync folder", dir))
 }
 
 /// Writes `bytes` to `path` so that readers see the old or the new content, never a mix:
@@ -196,7 +194,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         f.write_all(bytes).map_err(Error::io_at("write", &tmp))?;
         f.sync_all().map_err(Error::io_at("sync", &tmp))?;
         drop(f);
-        fs::rename(&tmp, path).map_err(Error::io_at("rename", path))?;
+        crate::platform::rename(&tmp, path).map_err(Error::io_at("rename", path))?;
         fsync_dir(dir)
     })();
     if result.is_err() {
@@ -205,9 +203,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result
 }
 
-/// Removes a file if it exists.
+/// Removes a file if it exists (waiting briefly on Windows while another process holds it).
 pub fn remove_file_if_exists(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
+    match crate::platform::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io("remove", path, e)),
@@ -276,7 +274,7 @@ mod tests {
     fn second_lock_waits_and_is_cancellable() {
         let root = std::env::temp_dir().join(format!("lp-lock-{}", std::process::id()));
         let c = RepoCache::new(&root, "o/n");
-        let _held = c.lock(&Cancel::default(), |_| Ok(())).expect("first lock");
+        let held = c.lock(&Cancel::default(), |_| Ok(())).expect("first lock");
         let cancel = Cancel::default();
         let c2 = cancel.clone();
         let mut waited = false;
@@ -287,6 +285,11 @@ mod tests {
         });
         assert!(waited);
         assert!(matches!(r, Err(Error::Cancelled)));
+        drop(held);
+        let again = c.lock(&Cancel::default(), |_| {
+            panic!("a dropped lock is released at once")
+        });
+        assert!(again.is_ok());
         fs::remove_dir_all(&root).ok();
     }
 }

@@ -101,11 +101,7 @@ fn nonempty(name: &str) -> Option<String> {
 }
 
 fn home_dir() -> Option<PathBuf> {
-    #[cfg(windows)]
-    let home = nonempty("USERPROFILE");
-    #[cfg(not(windows))]
-    let home = nonempty("HOME");
-    home.map(PathBuf::from)
+    nonempty(crate::platform::HOME_VAR).map(PathBuf::from)
 }
 
 fn hf_home() -> Option<PathBuf> {

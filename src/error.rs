@@ -372,22 +372,9 @@ impl Error {
 
 /// True when an I/O error means the file system is full (ENOSPC, or ERROR_DISK_FULL on Windows).
 fn is_disk_full(e: &io::Error) -> bool {
-    if e.kind() == io::ErrorKind::StorageFull {
-        return true;
-    }
-    #[cfg(unix)]
-    {
-        e.raw_os_error() == Some(28) // ENOSPC
-    }
-    #[cfg(windows)]
-    {
-        // ERROR_HANDLE_DISK_FULL, ERROR_DISK_FULL
-        matches!(e.raw_os_error(), Some(39) | Some(112))
-    }
-    #[cfg(not(any(unix, windows)))]
-    {
-        false
-    }
+    e.kind() == io::ErrorKind::StorageFull
+        || e.raw_os_error()
+            .is_some_and(crate::platform::is_disk_full_code)
 }
 
 fn opt_file(file: &Option<String>) -> String {

@@ -213,7 +213,7 @@ pub fn gc(cache_root: &Path, repo: &str, apply: bool, cancel: &Cancel) -> Result
         salvage::remove_orphan(&cache, name)?;
     }
     for (path, _) in &report.partials {
-        std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e))?;
+        crate::platform::remove_file(path).map_err(|e| Error::io("remove", path, e))?;
     }
     report.applied = true;
     Ok(report)

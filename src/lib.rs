@@ -28,6 +28,7 @@ mod housekeeping;
 mod manifest;
 mod net;
 mod options;
+mod platform;
 mod progress;
 mod pull;
 mod repo_path;

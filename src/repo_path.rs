@@ -147,21 +147,14 @@ fn segment_problem(seg: &str) -> Option<&'static str> {
     if seg == "." || seg == ".." {
         return Some("`.` or `..` path segment");
     }
-    if seg.contains(':') {
-        return Some("path segment contains `:` (drive letter or alternate data stream)");
-    }
-    if seg.contains(['<', '>', '"', '|', '?', '*']) {
-        return Some("path segment contains a character Windows cannot store (`<>\"|?*`)");
+    if let Some(reason) = windows_char_problem(seg) {
+        return Some(reason);
     }
     if seg.len() > MAX_SEGMENT {
         return Some("path segment longer than 255 bytes");
     }
-    if seg.ends_with(['.', ' ']) {
-        // Windows silently strips these, so `a.` and `a` would land on the same file.
-        return Some("path segment ends in a dot or a space");
-    }
-    if is_windows_device_name(seg) {
-        return Some("path segment is a reserved Windows device name");
+    if let Some(reason) = windows_form_problem(seg) {
+        return Some(reason);
     }
     let lower = seg.to_ascii_lowercase();
     if lower.ends_with(PARTIAL_SUFFIX) {
@@ -171,6 +164,34 @@ fn segment_problem(seg: &str) -> Option<&'static str> {
     if lower == MANIFEST_NAME {
         // Lemonade treats a folder holding this file as an unfinished download.
         return Some("`.download_manifest.json` is reserved for the download manifest");
+    }
+    None
+}
+
+/// Why Windows cannot store `seg` as one file name, if it cannot.
+fn windows_name_problem(seg: &str) -> Option<&'static str> {
+    windows_char_problem(seg).or_else(|| windows_form_problem(seg))
+}
+
+/// Characters Windows refuses in a name.
+fn windows_char_problem(seg: &str) -> Option<&'static str> {
+    if seg.contains(':') {
+        return Some("path segment contains `:` (drive letter or alternate data stream)");
+    }
+    if seg.contains(['<', '>', '"', '|', '?', '*']) {
+        return Some("path segment contains a character Windows cannot store (`<>\"|?*`)");
+    }
+    None
+}
+
+/// Names Windows changes or takes for a device.
+fn windows_form_problem(seg: &str) -> Option<&'static str> {
+    if seg.ends_with(['.', ' ']) {
+        // Windows silently strips these, so `a.` and `a` would land on the same file.
+        return Some("path segment ends in a dot or a space");
+    }
+    if is_windows_device_name(seg) {
+        return Some("path segment is a reserved Windows device name");
     }
     None
 }
@@ -213,13 +234,27 @@ fn display_path(path: &str) -> String {
 
 /// Validates a revision given by a user: a branch, tag, 40-hex commit sha or `refs/pr/N`.
 ///
-/// It must be non-empty, at most 256 bytes, free of control characters and of `..`. The revision
-/// is sent percent-encoded as one URL segment and is stored under `refs/`, so these rules are about
-/// keeping it out of other folders, not about Git's full ref grammar.
+/// It must be non-empty, at most 256 bytes, free of control characters, of `..`, and of `\` and
+/// `:` (which Git ref names never hold, and which on Windows could turn `refs/<rev>` into another
+/// path). On Windows each `/`-separated part must also be a name Windows can store (no device
+/// name, none of `<>"|?*`, no trailing dot or space). The revision is sent percent-encoded as one
+/// URL segment and is stored under `refs/`, so these rules are about keeping it out of other
+/// folders, not about Git's full ref grammar.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] saying what is wrong.
 pub fn validate_revision(rev: &str) -> Result<(), Error> {
+    match revision_problem(rev, crate::platform::windows_names()) {
+        None => Ok(()),
+        Some(why) => Err(Error::InvalidArgument(format!(
+            "revision {} {why}",
+            display_path(rev)
+        ))),
+    }
+}
+
+/// Why `rev` cannot be used; `windows` adds the rules for the `refs/<rev>` file on Windows.
+fn revision_problem(rev: &str, windows: bool) -> Option<String> {
     let why = if rev.is_empty() {
         "is empty"
     } else if rev.len() > MAX_REVISION {
@@ -228,13 +263,90 @@ pub fn validate_revision(rev: &str) -> Result<(), Error> {
         "contains a control character"
     } else if rev.contains("..") {
         "contains `..`"
+    } else if rev.contains(['\\', ':']) {
+        // Git refuses both in ref names; on Windows `C:\x` or `\\host\x` pushed onto the refs
+        // folder would replace it and write the ref elsewhere.
+        "contains `\\` or `:`, which Git ref names cannot hold"
     } else {
-        return Ok(());
+        let segment = rev
+            .split('/')
+            .filter(|_| windows)
+            .find_map(windows_name_problem)?;
+        return Some(format!(
+            "cannot be stored as a file under `refs/` on Windows: {segment}"
+        ));
     };
-    Err(Error::InvalidArgument(format!(
-        "revision {} {why}",
-        display_path(rev)
-    )))
+    Some(why.to_string())
+}
+
+/// Refuses a set of repo paths that a file system ignoring letter case cannot hold apart: two
+/// files whose names differ only in case (`Model.bin`, `model.bin`), or a file whose name equals
+/// a folder of another (`A` and `a/x`). Both would land on one file, and the second download would
+/// silently replace the first under both names. A no-op where names keep their case.
+///
+/// # Errors
+/// [`Error::UnsafePath`] naming both paths.
+// Wired into the pull by `pull/` (owned elsewhere); see the README's Windows section.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) fn check_case_collisions<'a>(
+    repo: &str,
+    paths: impl IntoIterator<Item = &'a str>,
+) -> Result<(), Error> {
+    if !crate::platform::names_fold_case() {
+        return Ok(());
+    }
+    match case_collision(paths) {
+        None => Ok(()),
+        Some((first, second)) => Err(Error::UnsafePath {
+            repo: repo.to_string(),
+            path: format!(
+                "{} (same name as {} ignoring letter case)",
+                display_path(second),
+                display_path(first)
+            ),
+            reason: "file names on this system ignore letter case, so both would land on one file",
+        }),
+    }
+}
+
+/// The first pair of distinct paths that are one path when letter case is ignored.
+fn case_collision<'a>(paths: impl IntoIterator<Item = &'a str>) -> Option<(&'a str, &'a str)> {
+    use std::collections::HashMap;
+    let mut files: HashMap<String, &str> = HashMap::new();
+    let mut folders: HashMap<String, &str> = HashMap::new();
+    for path in paths {
+        let folded = fold_case(path);
+        if let Some(&other) = files.get(&folded).or_else(|| folders.get(&folded)) {
+            if other != path {
+                return Some((other, path));
+            }
+            continue;
+        }
+        for (i, _) in path.match_indices('/') {
+            // Folded per prefix: upper case can change a character's length in bytes.
+            let folder = fold_case(&path[..i]);
+            if let Some(&other) = files.get(&folder) {
+                return Some((other, path));
+            }
+            folders.entry(folder).or_insert(path);
+        }
+        files.insert(folded, path);
+    }
+    None
+}
+
+/// Upper-cases each character that has a one-character upper case, as NTFS's upcase table does
+/// (`ß` stays `ß`; APFS folds a little more, which only makes this check miss rare pairs).
+fn fold_case(path: &str) -> String {
+    path.chars()
+        .map(|c| {
+            let mut up = c.to_uppercase();
+            match (up.next(), up.next()) {
+                (Some(u), None) => u,
+                _ => c,
+            }
+        })
+        .collect()
 }
 
 /// Whether `rev` is a full commit sha: exactly 40 lower-case hex digits.
@@ -526,6 +638,82 @@ mod tests {
             );
         }
         assert!(validate_revision(&"a".repeat(256)).is_ok());
+    }
+
+    #[test]
+    fn revisions_that_would_leave_the_refs_folder() {
+        for rev in [r"C:\x", r"\\host\share\x", "C:x", r"a\b", "a:b"] {
+            assert!(
+                matches!(validate_revision(rev), Err(Error::InvalidArgument(_))),
+                "{rev:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn revisions_windows_cannot_store_under_refs() {
+        for rev in [
+            "aux",
+            "release/con.v1",
+            "v1.",
+            "feat/x ",
+            "a|b",
+            "what?",
+            "a*",
+        ] {
+            let why = revision_problem(rev, true).unwrap_or_default();
+            assert!(why.contains("on Windows"), "{rev:?}: {why}");
+            assert_eq!(revision_problem(rev, false), None, "{rev:?} elsewhere");
+        }
+        for rev in [
+            "main",
+            "refs/pr/1",
+            "v1.0",
+            "feature/x-y",
+            "auxiliary",
+            "com10",
+        ] {
+            assert_eq!(revision_problem(rev, true), None, "{rev:?}");
+        }
+    }
+
+    #[test]
+    fn case_collisions() {
+        let hit = |paths: &[&'static str]| case_collision(paths.iter().copied());
+        assert_eq!(hit(&["a.bin", "b.bin", "A/x.bin"]), None);
+        assert_eq!(hit(&["A/x.bin", "a/y.bin"]), None, "one folder is fine");
+        assert_eq!(
+            hit(&["a.bin", "a.bin"]),
+            None,
+            "a repeated path is one file"
+        );
+        assert_eq!(
+            hit(&["Model.bin", "x", "model.BIN"]),
+            Some(("Model.bin", "model.BIN"))
+        );
+        assert_eq!(hit(&["A", "a/x"]), Some(("A", "a/x")), "file then folder");
+        assert_eq!(hit(&["a/x", "A"]), Some(("a/x", "A")), "folder then file");
+        assert_eq!(hit(&["Ä.txt", "ä.txt"]), Some(("Ä.txt", "ä.txt")));
+        assert_eq!(
+            hit(&["ı/a", "I"]),
+            Some(("ı/a", "I")),
+            "byte lengths differ"
+        );
+        assert_eq!(
+            hit(&["straße", "STRASSE"]),
+            None,
+            "no multi-character folding"
+        );
+        let err = check_case_collisions("o/n", ["Model.bin", "model.bin"]);
+        if crate::platform::names_fold_case() {
+            let msg = err.expect_err("refused").to_string();
+            assert!(
+                msg.contains("\"model.bin\"") && msg.contains("\"Model.bin\""),
+                "{msg}"
+            );
+        } else {
+            assert!(err.is_ok(), "names keep their case here");
+        }
     }
 
     #[test]

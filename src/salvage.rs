@@ -21,6 +21,7 @@ use crate::cache::{MANIFEST_NAME, PARTIAL_SUFFIX, RepoCache, partial_of};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::net::hub::RemoteFile;
+use crate::platform;
 use crate::stamps::Stamps;
 use crate::transfer::segments;
 use crate::verify::{ContentId, is_hex};
@@ -326,10 +327,18 @@ fn partial_is_abandoned(cache: &RepoCache, hex: &str, meta: &fs::Metadata) -> bo
             .all(|p| lock_is_free(p))
 }
 
-/// True when `path` does not exist or its lock can be taken right now (it is released at once).
+/// True when `path` does not exist or its lock can be taken right now. It is released at once,
+/// explicitly: Windows frees the locks of a closed handle only "when resources allow", and the
+/// tool that owns the lock may be polling for it.
 fn lock_is_free(path: &Path) -> bool {
     match fs::OpenOptions::new().read(true).write(true).open(path) {
-        Ok(f) => f.try_lock().is_ok(),
+        Ok(f) => {
+            let free = f.try_lock().is_ok();
+            if free {
+                let _ = f.unlock();
+            }
+            free
+        }
         Err(e) => e.kind() == std::io::ErrorKind::NotFound,
     }
 }
@@ -451,29 +460,38 @@ pub(crate) fn adopt(c: &Candidate, final_path: &Path) -> Result<Adopted> {
     }
     if c.partial {
         let dest = partial_of(final_path);
-        fs::rename(&c.path, &dest).map_err(Error::io_at("move partial", &dest))?;
+        platform::rename(&c.path, &dest).map_err(Error::io_at("move partial", &dest))?;
         return Ok(Adopted::Partial);
     }
     if c.committed {
         link_or_copy(&c.path, final_path)?;
     } else {
-        fs::rename(&c.path, final_path).map_err(Error::io_at("move file", final_path))?;
+        platform::rename(&c.path, final_path).map_err(Error::io_at("move file", final_path))?;
     }
     Ok(Adopted::Complete)
 }
 
-/// Hardlinks `src` to `dest`; where the file system refuses, copies through a partial so a torn
-/// copy never carries the final name.
+/// Hardlinks `src` to `dest`; where the file system refuses (FAT and exFAT have no hard links,
+/// NTFS allows 1023 per file, volumes differ), copies through a partial so a torn copy never
+/// carries the final name.
 fn link_or_copy(src: &Path, dest: &Path) -> Result<()> {
     if fs::hard_link(src, dest).is_ok() {
         return Ok(());
     }
     let tmp = partial_of(dest);
-    fs::copy(src, &tmp).map_err(|e| Error::io("copy", &tmp, e))?;
-    fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(Error::io_at("sync", &tmp))?;
-    fs::rename(&tmp, dest).map_err(Error::io_at("rename", dest))
+    copy_synced(src, &tmp)?;
+    platform::rename(&tmp, dest).map_err(Error::io_at("rename", dest))
+}
+
+/// Copies `src` into a new file `dest` and flushes it through the handle that wrote it: Windows
+/// flushes only handles open for writing (`FlushFileBuffers`), and `fs::copy` would also carry
+/// over the source's permissions or read-only attribute. On Linux `io::copy` between files still
+/// uses `copy_file_range`, as `fs::copy` does.
+fn copy_synced(src: &Path, dest: &Path) -> Result<()> {
+    let mut from = fs::File::open(src).map_err(Error::io_at("open", src))?;
+    let mut to = fs::File::create(dest).map_err(Error::io_at("create", dest))?;
+    std::io::copy(&mut from, &mut to).map_err(|e| Error::io("copy", dest, e))?;
+    to.sync_all().map_err(Error::io_at("sync", dest))
 }
 
 /// An orphan that nothing in it can serve a later pull of this repo: it can go.
@@ -537,17 +555,57 @@ pub(crate) fn judge_orphans(
         .collect()
 }
 
-/// Deletes an orphaned snapshot folder so that a crash half-way never leaves it looking committed:
-/// files first, the manifest (the in-progress marker) last, then the empty folders.
-/// Its verified-file stamps go last, with the folder they describe.
+/// Folder of `.lemon-pull/` where removed snapshot folders are emptied, outside `snapshots/`.
+const TRASH: &str = "trash";
+
+/// Deletes an orphaned snapshot folder. One rename first moves it whole out of `snapshots/` into
+/// `.lemon-pull/trash/`, so lemonade and later scans see it complete or not at all, never half
+/// deleted and looking committed; on Windows that rename fails, touching nothing, while a file
+/// inside is open. Then it is deleted from the trash; what cannot go yet (Windows keeps a file
+/// another process holds open, even through a hard link elsewhere) waits there for the next
+/// removal. Its verified-file stamps go with it.
 pub(crate) fn remove_orphan(cache: &RepoCache, name: &str) -> Result<()> {
     let dir = cache.snapshot_dir(name);
-    for Found { path, .. } in files_below(&dir, Links::Skip) {
+    let trash = cache.state_dir().join(TRASH);
+    empty_trash(&trash);
+    crate::cache::create_dir_all(&trash)?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let parked = trash.join(format!("{}-{stamp}", std::process::id()));
+    match platform::rename(&dir, &parked) {
+        Ok(()) => {
+            // Best effort: a crash that loses the rename brings the folder back whole.
+            let _ = crate::cache::fsync_dir(&cache.snapshots_dir());
+        }
+        // `.lemon-pull/` on another volume (linked there by hand): delete in place.
+        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => remove_in_place(&dir)?,
+        Err(e) => return Err(Error::io("move aside", &dir, e)),
+    }
+    Stamps::remove(&cache.state_dir(), name)?;
+    empty_trash(&trash);
+    Ok(())
+}
+
+/// Deletes a snapshot folder where it is, so that a crash half-way never leaves it looking
+/// committed: files first, the manifest (the in-progress marker) last, then the empty folders.
+fn remove_in_place(dir: &Path) -> Result<()> {
+    for Found { path, .. } in files_below(dir, Links::Skip) {
         crate::cache::remove_file_if_exists(&path)?;
     }
     crate::cache::remove_file_if_exists(&dir.join(MANIFEST_NAME))?;
-    fs::remove_dir_all(&dir).map_err(Error::io_at("remove folder", &dir))?;
-    Stamps::remove(&cache.state_dir(), name)
+    fs::remove_dir_all(dir).map_err(Error::io_at("remove folder", dir))
+}
+
+/// Deletes what earlier removals parked in the trash, as far as it can (best effort).
+fn empty_trash(trash: &Path) {
+    let Ok(rd) = fs::read_dir(trash) else { return };
+    for entry in rd.flatten() {
+        let _ = match entry.file_type() {
+            Ok(t) if t.is_dir() => fs::remove_dir_all(entry.path()),
+            _ => fs::remove_file(entry.path()),
+        };
+    }
 }
 
 /// Test hook: abort the process after this many salvage steps (moves and links), to prove that a
@@ -643,5 +701,73 @@ mod tests {
             best(&scan, &w).is_none(),
             "a different content id is never used"
         );
+    }
+
+    fn temp_cache(tag: &str) -> (PathBuf, RepoCache) {
+        let root = std::env::temp_dir().join(format!("lp-salvage-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let cache = RepoCache::new(&root, "o/n");
+        (root, cache)
+    }
+
+    #[test]
+    fn an_orphan_leaves_snapshots_in_one_move_and_its_stamps_with_it() {
+        let (root, cache) = temp_cache("orphan");
+        let dir = cache.snapshot_dir("old");
+        fs::create_dir_all(dir.join("sub")).expect("dirs");
+        fs::write(dir.join("a.bin"), b"a").expect("write");
+        fs::write(dir.join("sub/b.bin.partial"), b"b").expect("write");
+        fs::write(dir.join(MANIFEST_NAME), b"{}").expect("write");
+        let outside = root.join("outside.txt");
+        fs::write(&outside, b"not ours").expect("write");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&outside, dir.join("link")).expect("symlink");
+        let stamps = cache.state_dir().join("verified/old.json");
+        fs::create_dir_all(stamps.parent().expect("parent")).expect("dir");
+        fs::write(&stamps, b"{}").expect("write");
+        // What a crash between the move and the delete would have left.
+        let leftover = cache.state_dir().join(TRASH).join("1-2");
+        fs::create_dir_all(leftover.join("x")).expect("leftover");
+        fs::write(leftover.join("x/y"), b"y").expect("write");
+
+        remove_orphan(&cache, "old").expect("removed");
+        assert!(!dir.exists(), "the folder is gone");
+        assert!(!stamps.exists(), "its stamps are gone");
+        let trash: Vec<_> = fs::read_dir(cache.state_dir().join(TRASH))
+            .expect("trash")
+            .collect();
+        assert!(trash.is_empty(), "trash emptied, leftovers too: {trash:?}");
+        assert_eq!(fs::read(&outside).expect("kept"), b"not ours");
+        assert!(cache.snapshots_dir().is_dir(), "snapshots/ itself stays");
+        fs::remove_dir_all(&root).ok();
+    }
+
+    #[test]
+    fn a_missing_orphan_is_an_error_and_touches_nothing() {
+        let (root, cache) = temp_cache("missing");
+        fs::create_dir_all(cache.snapshot_dir("kept")).expect("dir");
+        let err = remove_orphan(&cache, "gone").expect_err("nothing to move");
+        assert!(err.to_string().contains("gone"), "{err}");
+        assert!(cache.snapshot_dir("kept").is_dir());
+        fs::remove_dir_all(&root).ok();
+    }
+
+    #[test]
+    fn a_copy_is_flushed_and_writable_whatever_the_source_permissions() {
+        let (root, _) = temp_cache("copy");
+        fs::create_dir_all(&root).expect("dir");
+        let (src, dest) = (root.join("src.bin"), root.join("dest.bin"));
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(&src, &data).expect("write");
+        let mut ro = fs::metadata(&src).expect("meta").permissions();
+        ro.set_readonly(true);
+        fs::set_permissions(&src, ro).expect("read-only");
+        copy_synced(&src, &dest).expect("copy");
+        assert_eq!(fs::read(&dest).expect("read"), data);
+        assert!(
+            !fs::metadata(&dest).expect("meta").permissions().readonly(),
+            "the copy does not inherit the read-only flag"
+        );
+        fs::remove_dir_all(&root).ok();
     }
 }

@@ -109,30 +109,10 @@ fn make_stamp(meta: &Metadata, id: &ContentId) -> Stamp {
     Stamp {
         size: meta.len(),
         mtime_ns,
-        file_id: file_id(meta),
+        file_id: crate::platform::file_id(meta),
         algorithm: id.algorithm().to_string(),
         id: id.hex().to_string(),
     }
-}
-
-/// The file's identity on its volume: replacing the file (even with equal size and time) changes it.
-#[cfg(unix)]
-fn file_id(meta: &Metadata) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    meta.ino() ^ meta.dev().rotate_left(32)
-}
-
-/// Windows has no stable std accessor for the file index; the creation time changes when a file
-/// is replaced, which is what matters here.
-#[cfg(windows)]
-fn file_id(meta: &Metadata) -> u64 {
-    use std::os::windows::fs::MetadataExt;
-    meta.creation_time()
-}
-
-#[cfg(not(any(unix, windows)))]
-fn file_id(_meta: &Metadata) -> u64 {
-    0
 }
 
 #[cfg(test)]
