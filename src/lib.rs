@@ -43,7 +43,7 @@ pub use environment::resolve_cache_dir;
 pub use error::{Error, Result, Status, Unreachable};
 pub use housekeeping::{gc, status};
 pub use net::tls::{BundleSource, Trust, TrustCheck, check_trust};
-pub use options::{Component, MAX_CONNECTIONS, PullOptions, RetryPolicy};
+pub use options::{Component, FileSpec, MAX_CONNECTIONS, PullOptions, RepoSpec, RetryPolicy};
 pub use progress::{Event, FileInfo, Flow, Observer, Phase, Silent, Source, TICK_INTERVAL, Totals};
 pub use pull::{PlannedFile, PullOutcome, Reclaimed, RepoOutcome, pull};
 pub use select::{available_variants, split_repo_variant};

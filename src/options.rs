@@ -75,6 +75,48 @@ impl Component {
     }
 }
 
+/// One exact repository path (no glob meaning), with what the caller may already know of it.
+/// When every file of a pinned repository carries its size and a content id, the pull needs no
+/// listing call at all; every byte is verified against the id either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSpec {
+    /// Repo-relative path, exactly as listed (`*`, `[`, spaces are plain characters).
+    pub path: String,
+    /// Size in bytes, if known.
+    pub size: Option<u64>,
+    /// sha256 (64 hex) of an LFS file, if known.
+    pub sha256: Option<String>,
+    /// Git blob sha1 (40 hex) of a regular file, if known.
+    pub git_sha1: Option<String>,
+}
+
+impl FileSpec {
+    /// A file known by its path only.
+    pub fn new(path: impl Into<String>) -> Self {
+        FileSpec {
+            path: path.into(),
+            size: None,
+            sha256: None,
+            git_sha1: None,
+        }
+    }
+}
+
+/// An extra repository pulled exactly, in its own `models--…` folder with its own snapshot and ref
+/// (lemonade's auxiliary checkpoints, with the commit and files it chose).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoSpec {
+    /// Repository id.
+    pub repo: String,
+    /// Ref written on success; `None` = `main`.
+    pub revision: Option<String>,
+    /// Pin: pull exactly this 40-hex commit (and write `refs/<revision>` = it); `None` = resolve
+    /// `revision`.
+    pub commit: Option<String>,
+    /// The exact files to pull; must not be empty.
+    pub files: Vec<FileSpec>,
+}
+
 /// Everything a pull needs. Build with [`PullOptions::new`] and set fields as needed.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -87,6 +129,15 @@ pub struct PullOptions {
     pub variant: Option<String>,
     /// Files from other repositories pulled in the same call.
     pub components: Vec<Component>,
+    /// Pin: pull exactly this 40-hex commit of `repo` — what a caller that listed the repository
+    /// itself selected from, even if `revision` has moved since. On success `refs/<revision>`
+    /// (default `main`) names this commit.
+    pub commit: Option<String>,
+    /// Exact files of `repo` to pull instead of a selection (then `include`, `exclude` and
+    /// `variant` must be empty). A file not at the commit is [`crate::Error::FileNotFound`].
+    pub files: Vec<FileSpec>,
+    /// Extra repositories pulled exactly in the same call.
+    pub repos: Vec<RepoSpec>,
     /// Glob patterns a file must match (any of them); empty = all.
     pub include: Vec<String>,
     /// Glob patterns that drop a file.
@@ -169,6 +220,9 @@ impl PullOptions {
             revision: None,
             variant: None,
             components: Vec::new(),
+            commit: None,
+            files: Vec::new(),
+            repos: Vec::new(),
             include: Vec::new(),
             exclude: Vec::new(),
             cache_dir: None,

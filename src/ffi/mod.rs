@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use crate::error::{Error, Status};
 use crate::options::{
-    Component, DEFAULT_API_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, MAX_CONNECTIONS, PullOptions,
-    RetryPolicy,
+    Component, DEFAULT_API_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, FileSpec, MAX_CONNECTIONS,
+    PullOptions, RepoSpec, RetryPolicy,
 };
 use crate::progress::{Event, FileInfo, Flow, Observer, Totals};
 use crate::pull::{PullOutcome, pull};
@@ -275,6 +275,42 @@ pub struct lemon_component {
     pub revision: *const c_char,
 }
 
+/// One exact repository path (no glob meaning: `*`, `[` and spaces are plain characters), with
+/// what the caller already knows of it. When a pinned repository's files all carry a size and a
+/// content id, the call makes no listing request; every byte is verified against the id either
+/// way. This struct is frozen (it is used in arrays).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct lemon_pull_file {
+    /// Repo-relative path ("a/b.gguf"). Required.
+    pub path: *const c_char,
+    /// Size in bytes, or -1 when unknown.
+    pub size: i64,
+    /// sha256 of an LFS file (64 hex), or NULL / "" when unknown.
+    pub sha256: *const c_char,
+    /// Git blob sha1 of a regular file (40 hex), or NULL / "" when unknown.
+    pub git_sha1: *const c_char,
+}
+
+/// An extra repository pulled exactly in the same call, in its own `models--org--name` folder
+/// with its own snapshot and ref (lemonade's auxiliary checkpoints, with the commit and the files
+/// it selected). This struct is frozen (it is used in arrays).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct lemon_pull_repo {
+    /// Repository id, `org/name`. Required.
+    pub repo_id: *const c_char,
+    /// The ref written on success; NULL or "" = `main`.
+    pub revision: *const c_char,
+    /// Pin: pull exactly this 40-hex commit and point `refs/<revision>` at it; NULL or "" =
+    /// resolve `revision`.
+    pub commit: *const c_char,
+    /// The exact files to pull (at least one).
+    pub files: *const lemon_pull_file,
+    /// Number of `files`.
+    pub files_len: usize,
+}
+
 /// What to pull. Fill it with `lemon_pull_options_init`, then set fields. Every pointer is borrowed
 /// for the duration of `lemon_resume_pull` only (strings are copied; nothing is kept afterwards).
 /// Strings are NUL-terminated UTF-8.
@@ -361,6 +397,25 @@ pub struct lemon_pull_options {
     /// that cannot be read or holds no certificate fails the call with
     /// `LEMON_STATUS_INVALID_ARGUMENT`.
     pub ca_bundle: *const c_char,
+    /// Pin: pull exactly this 40-hex commit of `repo_id` (what the caller listed and selected
+    /// from), even if `revision` has moved since; on success `refs/<revision>` (default `main`)
+    /// names it. NULL or "" = resolve `revision`. Added after the first version, like the fields
+    /// below: read only when `struct_size` covers it.
+    pub commit: *const c_char,
+    /// Exact files of `repo_id` to pull instead of a selection (`include`, `exclude` and the
+    /// variant must then be empty); a file not at the commit fails the call with
+    /// `LEMON_STATUS_FILE_NOT_FOUND` naming it. May be NULL when `files_len` is 0.
+    pub files: *const lemon_pull_file,
+    /// Number of `files`.
+    pub files_len: usize,
+    /// Extra repositories pulled exactly; may be NULL when `repos_len` is 0.
+    pub repos: *const lemon_pull_repo,
+    /// Number of `repos`.
+    pub repos_len: usize,
+    /// HTTP proxy for every request (`http://host:port`, optionally with `user:password@`); NULL
+    /// or "" = direct (with `LEMON_PULL_FLAG_READ_ENVIRONMENT`: `ALL_PROXY`, `HTTPS_PROXY`,
+    /// `HTTP_PROXY`, minus `NO_PROXY`).
+    pub proxy: *const c_char,
 }
 
 /// Per-repository results of a pull, owned by a `lemon_pull_result`. Opaque: read it with
@@ -704,6 +759,12 @@ impl lemon_pull_options {
             connections: 1,
             max_bytes_per_sec: 0,
             ca_bundle: ptr::null(),
+            commit: ptr::null(),
+            files: ptr::null(),
+            files_len: 0,
+            repos: ptr::null(),
+            repos_len: 0,
+            proxy: ptr::null(),
         }
     }
 }
@@ -776,6 +837,12 @@ unsafe fn read_options(p: *const lemon_pull_options) -> Result<lemon_pull_option
         connections,
         max_bytes_per_sec,
         ca_bundle,
+        commit,
+        files,
+        files_len,
+        repos,
+        repos_len,
+        proxy,
     );
     Ok(out)
 }
@@ -879,6 +946,59 @@ unsafe fn components(ptr: *const lemon_component, len: usize) -> Result<Vec<Comp
         .collect()
 }
 
+/// # Safety
+/// `ptr` is NULL (with `len` 0) or points to `len` valid `lemon_pull_file`s whose strings are NULL
+/// or valid C strings.
+unsafe fn file_specs(
+    ptr: *const lemon_pull_file,
+    len: usize,
+    what: &str,
+) -> Result<Vec<FileSpec>, String> {
+    // SAFETY: forwarded contract.
+    let items = unsafe { c_array(ptr, len, what) }?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let size = match f.size {
+                -1 => None,
+                n => Some(u64::try_from(n).map_err(|_| format!("{what}[{i}].size is {n}"))?),
+            };
+            // SAFETY: the file's strings are NULL or valid C strings (forwarded contract).
+            unsafe {
+                Ok(FileSpec {
+                    path: required_string(f.path, &format!("{what}[{i}].path"))?,
+                    size,
+                    sha256: opt_setting(f.sha256, &format!("{what}[{i}].sha256"))?,
+                    git_sha1: opt_setting(f.git_sha1, &format!("{what}[{i}].git_sha1"))?,
+                })
+            }
+        })
+        .collect()
+}
+
+/// # Safety
+/// `ptr` is NULL (with `len` 0) or points to `len` valid `lemon_pull_repo`s (see `file_specs`).
+unsafe fn repo_specs(ptr: *const lemon_pull_repo, len: usize) -> Result<Vec<RepoSpec>, String> {
+    // SAFETY: forwarded contract.
+    let items = unsafe { c_array(ptr, len, "repos") }?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            // SAFETY: the repository's strings and files are valid (forwarded contract).
+            unsafe {
+                Ok(RepoSpec {
+                    repo: required_string(r.repo_id, &format!("repos[{i}].repo_id"))?,
+                    revision: opt_setting(r.revision, &format!("repos[{i}].revision"))?,
+                    commit: opt_setting(r.commit, &format!("repos[{i}].commit"))?,
+                    files: file_specs(r.files, r.files_len, &format!("repos[{i}].files"))?,
+                })
+            }
+        })
+        .collect()
+}
+
 /// Everything `lemon_resume_pull` needs, converted from C.
 struct Request {
     options: PullOptions,
@@ -920,6 +1040,10 @@ unsafe fn parse_options(p: *const lemon_pull_options) -> Result<Request, String>
         o.variant = opt_setting(raw.variant, "variant")?;
         o.components = components(raw.components, raw.components_len)?;
         o.ca_bundle = opt_setting(raw.ca_bundle, "ca_bundle")?.map(PathBuf::from);
+        o.commit = opt_setting(raw.commit, "commit")?;
+        o.files = file_specs(raw.files, raw.files_len, "files")?;
+        o.repos = repo_specs(raw.repos, raw.repos_len)?;
+        o.proxy = opt_setting(raw.proxy, "proxy")?;
     }
     let defaults = RetryPolicy::default();
     o.retry = RetryPolicy {

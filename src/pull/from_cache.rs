@@ -17,6 +17,7 @@ use crate::cache::{MANIFEST_NAME, PARTIAL_SUFFIX, RepoCache};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::net::hub::MAX_FILE_SIZE;
+use crate::options::FileSpec;
 use crate::progress::{Event, Reporter, Source};
 use crate::pull::{PlannedFile, PullOutcome, RepoOutcome};
 use crate::repo_path::{is_commit_sha, validate_file_path};
@@ -29,8 +30,34 @@ use crate::verify::hash_file;
 pub(crate) struct Wanted<'a> {
     pub repo: &'a str,
     pub revision: &'a str,
-    /// `Ok(selection)` for the main repo, `Err(path)` for a component's exact file.
-    pub what: std::result::Result<&'a Selection, &'a str>,
+    /// A pinned commit: its snapshot answers, whatever `refs/<revision>` names.
+    pub commit: Option<&'a str>,
+    pub what: WantedFiles<'a>,
+}
+
+/// Which files of a wanted repository.
+pub(crate) enum WantedFiles<'a> {
+    /// A selection (the main repository's globs or variant).
+    Select(&'a Selection),
+    /// Exact paths (components, a caller's file list).
+    Exact(&'a [FileSpec]),
+}
+
+/// The index of `path` among the snapshot's files; a file huggingface_hub recorded as absent is
+/// [`Error::FileNotFound`], any other miss [`Error::NotCached`].
+fn exact(cache: &RepoCache, repo: &str, commit: &str, rels: &[&str], path: &str) -> Result<usize> {
+    match rels.iter().position(|r| *r == path) {
+        Some(i) => Ok(i),
+        None if known_absent(cache, commit, path) => Err(Error::FileNotFound {
+            repo: repo.to_string(),
+            path: path.to_string(),
+            message: format!("not in commit {commit} (recorded in .no_exist by huggingface_hub)"),
+        }),
+        None => Err(not_cached(
+            repo,
+            format!("{path:?} is not in cached snapshot {commit}"),
+        )),
+    }
 }
 
 /// Resolves every wanted repository from the cache and reports the files as present.
@@ -44,32 +71,21 @@ pub(crate) fn pull(
     let mut plan = Vec::new();
     for w in wanted {
         let cache = RepoCache::new(cache_root, w.repo);
-        let commit = resolve(&cache, w.repo, w.revision)?;
+        let commit = match w.commit {
+            Some(c) => c.to_string(),
+            None => resolve(&cache, w.repo, w.revision)?,
+        };
         let snapshot = cache.snapshot_dir(&commit);
         let on_disk = complete_files(&snapshot, w.repo, &commit)?;
         let listed = cached_tree(&cache, &commit);
         let files = listed.as_ref().unwrap_or(&on_disk);
         let rels: Vec<&str> = files.iter().map(|(rel, _)| rel.as_str()).collect();
         let chosen: Vec<usize> = match w.what {
-            Ok(selection) => select(w.repo, &rels, selection)?,
-            Err(path) => match rels.iter().position(|r| *r == path) {
-                Some(i) => vec![i],
-                None if known_absent(&cache, &commit, path) => {
-                    return Err(Error::FileNotFound {
-                        repo: w.repo.to_string(),
-                        path: path.to_string(),
-                        message: format!(
-                            "not in commit {commit} (recorded in .no_exist by huggingface_hub)"
-                        ),
-                    });
-                }
-                None => {
-                    return Err(not_cached(
-                        w.repo,
-                        format!("{path:?} is not in cached snapshot {commit}"),
-                    ));
-                }
-            },
+            WantedFiles::Select(selection) => select(w.repo, &rels, selection)?,
+            WantedFiles::Exact(specs) => specs
+                .iter()
+                .map(|spec| exact(&cache, w.repo, &commit, &rels, &spec.path))
+                .collect::<Result<_>>()?,
         };
         if listed.is_some() {
             for &i in &chosen {

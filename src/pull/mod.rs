@@ -14,16 +14,16 @@ use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ManifestFile};
 use crate::net::http::{Http, HttpConfig};
 use crate::net::hub::{self, Listing, RemoteFile};
-use crate::options::{Component, MAX_CONNECTIONS, PullOptions, resolve_endpoint, resolve_token};
+use crate::options::{FileSpec, MAX_CONNECTIONS, PullOptions, resolve_endpoint, resolve_token};
 use crate::progress::{Event, FileInfo, Observer, Phase, Reporter, Source, Totals};
-use crate::repo_path::{is_commit_sha, validate_repo_id, validate_revision};
+use crate::repo_path::{is_commit_sha, validate_file_path, validate_repo_id, validate_revision};
 use crate::salvage::{self, Candidate, IdIndex, Scan};
 use crate::select::{Selection, select, split_repo_variant};
 use crate::stamps::Stamps;
 use crate::transfer::checkpoint::Checkpoint;
 use crate::transfer::segments::Sidecar;
 use crate::transfer::{self, Task};
-use crate::verify::hash_file;
+use crate::verify::{ContentId, hash_file, is_hex};
 
 /// What a successful pull did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -444,12 +444,30 @@ fn removable_orphans<'u>(
 
 /// Validated inputs of a pull.
 struct Request {
-    repo: String,
-    revision: String,
-    selection: Selection,
-    components: Vec<Component>,
+    /// The repositories to bring up to date, the main one first.
+    wants: Vec<Want>,
     cache_root: PathBuf,
     endpoint: String,
+}
+
+/// One repository of the request, and which of its files.
+struct Want {
+    repo: String,
+    /// The ref written on success.
+    revision: String,
+    /// A pinned commit (40 hex), pulled whatever `revision` names now.
+    commit: Option<String>,
+    what: What,
+}
+
+enum What {
+    /// A selection over the listing (globs, GGUF variant, or everything).
+    Select(Selection),
+    /// Exact paths; `component` keeps lemonade's wording for a missing auxiliary checkpoint.
+    Exact {
+        files: Vec<FileSpec>,
+        component: bool,
+    },
 }
 
 impl Request {
@@ -465,29 +483,53 @@ impl Request {
             (Some(a), _) => Some(a.clone()),
             (None, b) => b,
         };
-        let revision = opts.revision.clone().unwrap_or_else(|| "main".to_string());
-        validate_revision(&revision)?;
-        for c in &opts.components {
-            validate_repo_id(&c.repo)?;
-            if let Some(r) = &c.revision {
-                validate_revision(r)?;
+        let what = if opts.files.is_empty() {
+            What::Select(Selection {
+                include: opts.include.clone(),
+                exclude: opts.exclude.clone(),
+                variant,
+            })
+        } else if variant.is_some() || !opts.include.is_empty() || !opts.exclude.is_empty() {
+            return Err(Error::InvalidArgument(
+                "an exact file list excludes include, exclude and variant".to_string(),
+            ));
+        } else {
+            What::Exact {
+                files: checked_specs(&repo, &opts.files)?,
+                component: false,
             }
+        };
+        let mut wants = vec![Want::new(repo, &opts.revision, &opts.commit, what)?];
+        for c in &opts.components {
             if c.path.trim().is_empty() {
                 return Err(Error::InvalidArgument(format!(
                     "component of {} has an empty path",
                     c.repo
                 )));
             }
+            validate_repo_id(&c.repo)?;
+            let what = What::Exact {
+                files: vec![FileSpec::new(c.path.clone())],
+                component: true,
+            };
+            wants.push(Want::new(c.repo.clone(), &c.revision, &None, what)?);
+        }
+        for r in &opts.repos {
+            validate_repo_id(&r.repo)?;
+            if r.files.is_empty() {
+                return Err(Error::InvalidArgument(format!(
+                    "repository {} is given without files",
+                    r.repo
+                )));
+            }
+            let what = What::Exact {
+                files: checked_specs(&r.repo, &r.files)?,
+                component: false,
+            };
+            wants.push(Want::new(r.repo.clone(), &r.revision, &r.commit, what)?);
         }
         Ok(Request {
-            repo,
-            revision,
-            selection: Selection {
-                include: opts.include.clone(),
-                exclude: opts.exclude.clone(),
-                variant,
-            },
-            components: opts.components.clone(),
+            wants,
             cache_root: opts.cache_dir.clone().ok_or_else(|| {
                 Error::InvalidArgument(
                     "no cache folder: set cache_dir (or let the pull read the environment)"
@@ -497,6 +539,119 @@ impl Request {
             endpoint: resolve_endpoint(opts.endpoint.as_deref())?,
         })
     }
+}
+
+impl Want {
+    fn new(
+        repo: String,
+        revision: &Option<String>,
+        commit: &Option<String>,
+        what: What,
+    ) -> Result<Want> {
+        let revision = revision.clone().unwrap_or_else(|| "main".to_string());
+        validate_revision(&revision)?;
+        if let Some(c) = commit
+            && !is_commit_sha(c)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "commit {c:?} of {repo} is not a 40-hex commit sha"
+            )));
+        }
+        Ok(Want {
+            repo,
+            revision,
+            commit: commit.clone(),
+            what,
+        })
+    }
+
+    /// The listing the caller already gave: a pinned commit whose every file has a size and a
+    /// content id needs no call to the hub.
+    fn given_listing(&self) -> Option<Listing> {
+        let commit = self.commit.as_ref()?;
+        let What::Exact { files, .. } = &self.what else {
+            return None;
+        };
+        let files = files
+            .iter()
+            .map(|f| {
+                let id = match (&f.sha256, &f.git_sha1) {
+                    (Some(h), _) => ContentId::Sha256(h.to_ascii_lowercase()),
+                    (None, Some(h)) => ContentId::GitSha1(h.to_ascii_lowercase()),
+                    (None, None) => return None,
+                };
+                Some(RemoteFile {
+                    path: f.path.clone(),
+                    size: f.size?,
+                    id,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Listing {
+            repo: self.repo.clone(),
+            revision: self.revision.clone(),
+            commit: commit.clone(),
+            files,
+        })
+    }
+
+    /// The files of `listing` this want names, sorted by path.
+    fn choose(&self, listing: &Listing) -> Result<Vec<RemoteFile>> {
+        let files = &listing.files;
+        match &self.what {
+            What::Select(selection) => {
+                let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+                Ok(select(&self.repo, &paths, selection)?
+                    .into_iter()
+                    .map(|i| files[i].clone())
+                    .collect())
+            }
+            What::Exact {
+                files: specs,
+                component,
+            } => {
+                let mut chosen = Vec::with_capacity(specs.len());
+                for spec in specs {
+                    let file = files.iter().find(|f| f.path == spec.path).ok_or_else(|| {
+                        Error::FileNotFound {
+                            repo: self.repo.clone(),
+                            path: spec.path.clone(),
+                            message: if *component {
+                                format!("Additional checkpoint file not found on {}", self.repo)
+                            } else {
+                                format!("not in {} at commit {}", self.repo, listing.commit)
+                            },
+                        }
+                    })?;
+                    chosen.push(file.clone());
+                }
+                chosen.sort_by(|a, b| a.path.cmp(&b.path));
+                chosen.dedup_by(|a, b| a.path == b.path);
+                Ok(chosen)
+            }
+        }
+    }
+}
+
+/// Exact file specs with their paths and any given ids checked.
+fn checked_specs(repo: &str, specs: &[FileSpec]) -> Result<Vec<FileSpec>> {
+    for f in specs {
+        // A path the caller gave is the caller's error, not the hub's.
+        validate_file_path(repo, &f.path).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let bad = |what: &str| {
+            Error::InvalidArgument(format!("{what} of {repo}/{} is not valid", f.path))
+        };
+        if f.sha256.as_deref().is_some_and(|h| !is_hex(h, 64)) {
+            return Err(bad("sha256"));
+        }
+        if f.git_sha1.as_deref().is_some_and(|h| !is_hex(h, 40)) {
+            return Err(bad("git_sha1"));
+        }
+        if f.size.is_some_and(|n| n > hub::MAX_FILE_SIZE) {
+            return Err(bad("size"));
+        }
+    }
+    Ok(specs.to_vec())
 }
 
 /// One repository of the pull: its listing, its chosen files (sorted), and its cache folder.
@@ -513,19 +668,19 @@ fn answer_from_cache(
     opts: &PullOptions,
     reporter: &mut Reporter<'_>,
 ) -> Result<PullOutcome> {
-    let mut wanted = vec![from_cache::Wanted {
-        repo: &req.repo,
-        revision: &req.revision,
-        what: Ok(&req.selection),
-    }];
-    for c in &req.components {
-        let revision = c.revision.as_deref().unwrap_or("main");
-        wanted.push(from_cache::Wanted {
-            repo: &c.repo,
-            revision,
-            what: Err(&c.path),
-        });
-    }
+    let wanted: Vec<from_cache::Wanted<'_>> = req
+        .wants
+        .iter()
+        .map(|w| from_cache::Wanted {
+            repo: &w.repo,
+            revision: &w.revision,
+            commit: w.commit.as_deref(),
+            what: match &w.what {
+                What::Select(selection) => from_cache::WantedFiles::Select(selection),
+                What::Exact { files, .. } => from_cache::WantedFiles::Exact(files),
+            },
+        })
+        .collect();
     let cancel = reporter.cancel().clone();
     // Nothing is written either way; the outcome still says what was asked.
     from_cache::pull(&req.cache_root, &wanted, reporter, &cancel).map(|o| PullOutcome {
@@ -554,8 +709,8 @@ fn fall_back_to_cache(
     }
 }
 
-/// Resolves the main repository and every component; components of the same repo and revision
-/// share one listing call and one unit.
+/// Resolves every wanted repository to a commit and its chosen files. Wants of the same
+/// repository, ref and commit share one listing call and one unit.
 fn resolve_units(
     http: &Http,
     req: &Request,
@@ -563,38 +718,18 @@ fn resolve_units(
     reporter: &mut Reporter<'_>,
 ) -> Result<Vec<Unit>> {
     let mut units: Vec<Unit> = Vec::new();
-    let fetch = |repo: &str, revision: &str, reporter: &mut Reporter<'_>| -> Result<Listing> {
-        let listing = hub::fetch_listing(http, repo, revision, opts.retry, reporter)?;
-        reporter.emit(&Event::Resolved {
-            repo,
-            revision,
-            commit: &listing.commit,
-        })?;
-        Ok(listing)
-    };
-    let main = fetch(&req.repo, &req.revision, reporter)?;
-    let paths: Vec<&str> = main.files.iter().map(|f| f.path.as_str()).collect();
-    let files = select(&req.repo, &paths, &req.selection)?
-        .into_iter()
-        .map(|i| main.files[i].clone())
-        .collect();
-    units.push(Unit {
-        cache: RepoCache::new(&req.cache_root, &req.repo),
-        listing: main,
-        files,
-    });
-
-    for c in &req.components {
-        let revision = c.revision.as_deref().unwrap_or("main");
-        let pos = match units
-            .iter()
-            .position(|u| u.listing.repo == c.repo && u.listing.revision == revision)
-        {
+    for want in &req.wants {
+        let same = |u: &Unit| {
+            u.listing.repo == want.repo
+                && u.listing.revision == want.revision
+                && want.commit.as_ref().is_none_or(|c| *c == u.listing.commit)
+        };
+        let pos = match units.iter().position(same) {
             Some(p) => p,
             None => {
-                let listing = fetch(&c.repo, revision, reporter)?;
+                let listing = list(http, want, opts, reporter)?;
                 units.push(Unit {
-                    cache: RepoCache::new(&req.cache_root, &c.repo),
+                    cache: RepoCache::new(&req.cache_root, &want.repo),
                     listing,
                     files: Vec::new(),
                 });
@@ -602,22 +737,50 @@ fn resolve_units(
             }
         };
         let unit = &mut units[pos];
-        let file = unit
-            .listing
-            .files
-            .iter()
-            .find(|f| f.path == c.path)
-            .ok_or_else(|| Error::FileNotFound {
-                repo: c.repo.clone(),
-                path: c.path.clone(),
-                message: format!("Additional checkpoint file not found on {}", c.repo),
-            })?;
-        if !unit.files.iter().any(|f| f.path == file.path) {
-            unit.files.push(file.clone());
-            unit.files.sort_by(|a, b| a.path.cmp(&b.path));
+        for file in want.choose(&unit.listing)? {
+            if !unit.files.iter().any(|f| f.path == file.path) {
+                unit.files.push(file);
+            }
         }
+        unit.files.sort_by(|a, b| a.path.cmp(&b.path));
     }
     Ok(units)
+}
+
+/// The listing of one want: given by the caller, or asked of the hub for the pinned commit or
+/// the revision. Its `revision` is the ref to write.
+fn list(
+    http: &Http,
+    want: &Want,
+    opts: &PullOptions,
+    reporter: &mut Reporter<'_>,
+) -> Result<Listing> {
+    let listing = match want.given_listing() {
+        Some(listing) => listing,
+        None => {
+            let asked = want.commit.as_deref().unwrap_or(&want.revision);
+            let mut listing = hub::fetch_listing(http, &want.repo, asked, opts.retry, reporter)?;
+            if let Some(pin) = &want.commit
+                && listing.commit != *pin
+            {
+                return Err(Error::InvalidResponse {
+                    url: http.endpoint().to_string(),
+                    message: format!(
+                        "asked for commit {pin} of {}, the hub answered {}",
+                        want.repo, listing.commit
+                    ),
+                });
+            }
+            listing.revision = want.revision.clone();
+            listing
+        }
+    };
+    reporter.emit(&Event::Resolved {
+        repo: &want.repo,
+        revision: &want.revision,
+        commit: &listing.commit,
+    })?;
+    Ok(listing)
 }
 
 /// Decides, per file of one repository, where its bytes come from. A complete file in the target

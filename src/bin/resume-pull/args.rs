@@ -28,12 +28,18 @@ OPTIONS:
     --include <GLOB>      Only files matching GLOB (repeatable)
     --exclude <GLOB>      Skip files matching GLOB (repeatable)
     --with <REPO:PATH>    Also pull this exact file from another repository (repeatable)
+    --commit <SHA>        Pull exactly this commit (what you listed), even if the revision moved;
+                          refs/<REV> names it afterwards
+    --file <PATH>         Pull exactly this file, no glob meaning (repeatable; instead of
+                          --include/--exclude/VARIANT)
     --max-rate <RATE>     Bandwidth cap in bytes/s over all connections (e.g. 50M, 20MiB)
     --connections <N>     Ranged connections per file of 16 MiB or more, 1-64 [default: 1]
     --dry-run             Print where every file's bytes would come from; write nothing
     --ca-bundle <FILE>    CA bundle (PEM, DER or folder) replacing the default roots
                           [default: SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, system store]
     --offline             Use the cache only, no network (also HF_HUB_OFFLINE=1)
+    --no-cache-fallback   Fail when the hub cannot be reached, instead of answering from a
+                          complete cached snapshot
     --json                Newline-delimited JSON events on stdout; last line is the result
     --quiet               No progress output (errors are still printed)
     --apply               With gc: really delete (gc is a dry run without it)
@@ -55,6 +61,9 @@ pub struct Args {
     pub include: Vec<String>,
     pub exclude: Vec<String>,
     pub with: Vec<String>,
+    pub commit: Option<String>,
+    pub files: Vec<String>,
+    pub no_cache_fallback: bool,
     pub max_rate: Option<u64>,
     pub connections: Option<u32>,
     pub dry_run: bool,
@@ -113,6 +122,9 @@ pub fn parse(mut argv: impl Iterator<Item = std::ffi::OsString>) -> Result<Comma
             "--include" => args.include.push(value("GLOB")?),
             "--exclude" => args.exclude.push(value("GLOB")?),
             "--with" => args.with.push(value("REPO:PATH")?),
+            "--commit" => args.commit = Some(value("SHA")?),
+            "--file" => args.files.push(value("PATH")?),
+            "--no-cache-fallback" => args.no_cache_fallback = true,
             "--max-rate" => args.max_rate = Some(parse_rate(&value("RATE")?)?),
             "--connections" => args.connections = Some(parse_connections(&value("N")?)?),
             "--dry-run" => args.dry_run = true,
@@ -126,7 +138,12 @@ pub fn parse(mut argv: impl Iterator<Item = std::ffi::OsString>) -> Result<Comma
         if inline.is_some()
             && matches!(
                 name.as_str(),
-                "--dry-run" | "--offline" | "--json" | "--quiet" | "--apply"
+                "--dry-run"
+                    | "--offline"
+                    | "--json"
+                    | "--quiet"
+                    | "--apply"
+                    | "--no-cache-fallback"
             )
         {
             return Err(format!("{name} takes no value"));

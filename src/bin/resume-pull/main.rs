@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use lemon_pull::Source;
-use lemon_pull::{CancelToken, Component, Error, Flow, PullOptions, PullOutcome, Status};
+use lemon_pull::{CancelToken, Component, Error, FileSpec, Flow, PullOptions, PullOutcome, Status};
 use serde_json::json;
 
 use args::{Args, Command, USAGE};
@@ -69,6 +69,9 @@ fn run(a: Args) -> ExitCode {
         }
     }
     opts.revision = a.revision;
+    opts.commit = a.commit;
+    opts.files = a.files.into_iter().map(FileSpec::new).collect();
+    opts.cache_fallback = !a.no_cache_fallback;
     opts.cache_dir = a.cache_dir;
     opts.endpoint = a.endpoint;
     opts.token = a.token;
@@ -135,6 +138,7 @@ fn report_success(r: &mut Renderer, o: &PullOutcome) {
             "commit": o.commit,
             "snapshot_path": o.snapshot_path.display().to_string(),
             "dry_run": o.dry_run,
+            "from_cache": o.from_cache,
             "bytes_downloaded": t.bytes_downloaded,
             "bytes_reused": t.bytes_reused,
             "bytes_salvaged": t.bytes_salvaged,

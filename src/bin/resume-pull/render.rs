@@ -101,6 +101,9 @@ impl Renderer {
                 ));
             }
             Event::Restart { file, reason } => self.say(&format!("{}: {reason}", file.path)),
+            Event::FromCache { cause } => {
+                self.say(&format!("{cause}; answering from the cache"));
+            }
             Event::Salvaged {
                 file,
                 from,
@@ -333,6 +336,17 @@ pub fn event_json(ev: &Event<'_>) -> Value {
             "event": "complete", "repo": repo, "commit": commit,
             "snapshot_path": snapshot.display().to_string(), "totals": totals_json(totals)
         }),
+        _ => pulse_json(ev),
+    }
+}
+
+/// Events that say how the pull is getting on rather than what it did.
+fn pulse_json(ev: &Event<'_>) -> Value {
+    match ev {
+        Event::Tick { phase, totals } => {
+            json!({"event": "tick", "phase": phase.name(), "totals": totals_json(totals)})
+        }
+        Event::FromCache { cause } => json!({"event": "from_cache", "cause": cause}),
         _ => json!({"event": "other"}),
     }
 }
