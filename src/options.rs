@@ -182,6 +182,11 @@ pub struct PullOptions {
     /// `None` = direct (or `ALL_PROXY`/`HTTPS_PROXY`/`HTTP_PROXY` minus `NO_PROXY` when reading
     /// the environment).
     pub proxy: Option<String>,
+    /// lemonade's rule for a moved ref: when every selected file at the new commit is identical
+    /// (same content ids, none added or dropped) to the verified copy in the snapshot
+    /// `refs/<revision>` names now, keep that snapshot active — the ref stays, no new folder is
+    /// made, and the outcome names the kept snapshot. Costs one listing call when the ref moved.
+    pub keep_unchanged_snapshot: bool,
     /// When the hub cannot be reached at all (host name not resolved, connection refused, connect
     /// timeout, TLS handshake failure), answer from a complete cached snapshot of the revision
     /// after a few seconds instead of failing (the outcome says `from_cache`). On by default, as in
@@ -240,6 +245,7 @@ impl PullOptions {
             offline: false,
             ca_bundle: None,
             proxy: None,
+            keep_unchanged_snapshot: false,
             cache_fallback: true,
             read_environment: false,
         }

@@ -194,3 +194,90 @@ fn bad_pins_and_mixed_selections_are_invalid_arguments() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// lemonade's keep-previous-snapshot rule (issue 12, item 6).
+mod keep_previous {
+    use super::*;
+
+    fn model(readme: &str) -> Vec<MockFile> {
+        vec![
+            MockFile::regular("README.md", readme.as_bytes().to_vec()),
+            MockFile::regular("config.json", br#"{"v": 1}"#.to_vec()),
+            MockFile::lfs("model-Q4_K_M.gguf", pseudo_random_bytes(4, 2 << 20)),
+        ]
+    }
+
+    fn opts(hub: &MockHub, tmp: &TempDir) -> PullOptions {
+        let mut o = options(&hub.endpoint(), tmp.path(), REPO);
+        o.variant = Some("Q4_K_M".into());
+        o.keep_unchanged_snapshot = true;
+        o
+    }
+
+    fn folders(tmp: &TempDir) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(tmp.path().join("models--org--model/snapshots"))
+            .expect("snapshots")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_commit_that_changed_only_an_unselected_file_keeps_the_snapshot() {
+        let hub = MockHub::start();
+        let first = hub.commit(REPO, "main", model("v1"));
+        let tmp = TempDir::new("keep-unchanged");
+        lemon_pull::pull(&opts(&hub, &tmp), &mut Silent).expect("first pull");
+        let gguf = tmp
+            .path()
+            .join("models--org--model/snapshots")
+            .join(&first)
+            .join("model-Q4_K_M.gguf");
+        let mtime = fs::metadata(&gguf)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        let moved = hub.commit(REPO, "main", model("v2: only the README changed"));
+        assert_ne!(first, moved);
+        hub.reset_counters();
+        let outcome = lemon_pull::pull(&opts(&hub, &tmp), &mut Silent).expect("second pull");
+        assert_eq!(outcome.commit, first, "the kept snapshot is the active one");
+        assert!(outcome.snapshot_path.ends_with(&first));
+        assert_eq!(read_ref(tmp.path(), "models--org--model"), first);
+        assert_eq!(folders(&tmp), vec![first.clone()], "no new folder");
+        assert_eq!(hub.bytes_served_total(), 0, "nothing downloaded");
+        assert_eq!(
+            fs::metadata(&gguf)
+                .and_then(|m| m.modified())
+                .expect("mtime"),
+            mtime
+        );
+    }
+
+    #[test]
+    fn a_changed_selected_file_moves_the_ref_as_usual() {
+        let hub = MockHub::start();
+        hub.commit(REPO, "main", model("v1"));
+        let tmp = TempDir::new("keep-changed");
+        lemon_pull::pull(&opts(&hub, &tmp), &mut Silent).expect("first pull");
+        let mut changed = model("v1");
+        changed[1] = MockFile::regular("config.json", br#"{"v": 2}"#.to_vec());
+        let moved = hub.commit(REPO, "main", changed);
+        let outcome = lemon_pull::pull(&opts(&hub, &tmp), &mut Silent).expect("second pull");
+        assert_eq!(outcome.commit, moved);
+        assert_eq!(read_ref(tmp.path(), "models--org--model"), moved);
+    }
+
+    #[test]
+    fn without_the_option_the_ref_moves_even_when_nothing_selected_changed() {
+        let hub = MockHub::start();
+        hub.commit(REPO, "main", model("v1"));
+        let tmp = TempDir::new("keep-off");
+        let mut o = opts(&hub, &tmp);
+        o.keep_unchanged_snapshot = false;
+        lemon_pull::pull(&o, &mut Silent).expect("first pull");
+        let moved = hub.commit(REPO, "main", model("v2"));
+        let outcome = lemon_pull::pull(&o, &mut Silent).expect("second pull");
+        assert_eq!(outcome.commit, moved);
+    }
+}

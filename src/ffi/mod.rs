@@ -185,13 +185,19 @@ pub enum lemon_pull_flag {
     /// When the hub cannot be reached, fail with `LEMON_STATUS_NETWORK` instead of answering
     /// from a complete cached snapshot (for callers that need the hub's current answer).
     NoCacheFallback = 8,
+    /// lemonade's rule when `refs/<revision>` moved: if every selected file at the new commit is
+    /// identical (same content ids, none added or dropped) to the verified copy in the snapshot
+    /// the ref names now, keep that snapshot active: the ref stays, no new folder is made, and the
+    /// result's paths name the kept snapshot. Costs one listing call when the ref moved.
+    KeepUnchangedSnapshot = 16,
 }
 
 /// All flag bits this version understands.
 const KNOWN_FLAGS: u32 = lemon_pull_flag::DryRun as u32
     | lemon_pull_flag::Offline as u32
     | lemon_pull_flag::ReadEnvironment as u32
-    | lemon_pull_flag::NoCacheFallback as u32;
+    | lemon_pull_flag::NoCacheFallback as u32
+    | lemon_pull_flag::KeepUnchangedSnapshot as u32;
 
 /// One progress event. Passed to `lemon_progress_cb` by pointer; the struct and every string in it
 /// are borrowed and valid only until the callback returns. Copy what you keep.
@@ -1059,6 +1065,7 @@ unsafe fn parse_options(p: *const lemon_pull_options) -> Result<Request, String>
     o.offline = raw.flags & lemon_pull_flag::Offline as u32 != 0;
     o.read_environment = raw.flags & lemon_pull_flag::ReadEnvironment as u32 != 0;
     o.cache_fallback = raw.flags & lemon_pull_flag::NoCacheFallback as u32 == 0;
+    o.keep_unchanged_snapshot = raw.flags & lemon_pull_flag::KeepUnchangedSnapshot as u32 != 0;
     o.connections = raw.connections.clamp(1, MAX_CONNECTIONS);
     o.max_bytes_per_sec = (raw.max_bytes_per_sec > 0).then_some(raw.max_bytes_per_sec);
     Ok(Request {

@@ -5,6 +5,7 @@
 //! the main snapshot (lemonade's multi-repo layout).
 
 pub(crate) mod from_cache;
+mod keep_previous;
 
 use std::path::PathBuf;
 
@@ -179,6 +180,13 @@ fn run(opts: &PullOptions, reporter: &mut Reporter<'_>) -> Result<PullOutcome> {
         }
         // The locks created the cache root if it was missing.
         crate::cache::tag_cache_root(&req.cache_root);
+    }
+    let mut units = units;
+    if opts.keep_unchanged_snapshot {
+        for unit in &mut units {
+            let wants: Vec<&Want> = unit.wants.iter().map(|&i| &req.wants[i]).collect();
+            keep_previous::keep_if_unchanged(&http, unit, &wants, opts, reporter)?;
+        }
     }
 
     reporter.set_phase(Phase::Plan);
@@ -659,6 +667,8 @@ struct Unit {
     listing: Listing,
     files: Vec<RemoteFile>,
     cache: RepoCache,
+    /// The request's wants this unit serves (indexes into `Request::wants`).
+    wants: Vec<usize>,
 }
 
 /// Answers from the cache alone: every repository's `refs/<revision>` must name a complete
@@ -718,7 +728,7 @@ fn resolve_units(
     reporter: &mut Reporter<'_>,
 ) -> Result<Vec<Unit>> {
     let mut units: Vec<Unit> = Vec::new();
-    for want in &req.wants {
+    for (index, want) in req.wants.iter().enumerate() {
         let same = |u: &Unit| {
             u.listing.repo == want.repo
                 && u.listing.revision == want.revision
@@ -732,11 +742,13 @@ fn resolve_units(
                     cache: RepoCache::new(&req.cache_root, &want.repo),
                     listing,
                     files: Vec::new(),
+                    wants: Vec::new(),
                 });
                 units.len() - 1
             }
         };
         let unit = &mut units[pos];
+        unit.wants.push(index);
         for file in want.choose(&unit.listing)? {
             if !unit.files.iter().any(|f| f.path == file.path) {
                 unit.files.push(file);

@@ -38,6 +38,8 @@ OPTIONS:
     --ca-bundle <FILE>    CA bundle (PEM, DER or folder) replacing the default roots
                           [default: SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, system store]
     --offline             Use the cache only, no network (also HF_HUB_OFFLINE=1)
+    --keep-unchanged      When the revision moved but no selected file changed, keep the
+                          snapshot refs/<REV> names (no new folder; lemonade's behaviour)
     --no-cache-fallback   Fail when the hub cannot be reached, instead of answering from a
                           complete cached snapshot
     --json                Newline-delimited JSON events on stdout; last line is the result
@@ -64,6 +66,7 @@ pub struct Args {
     pub commit: Option<String>,
     pub files: Vec<String>,
     pub no_cache_fallback: bool,
+    pub keep_unchanged: bool,
     pub max_rate: Option<u64>,
     pub connections: Option<u32>,
     pub dry_run: bool,
@@ -125,6 +128,7 @@ pub fn parse(mut argv: impl Iterator<Item = std::ffi::OsString>) -> Result<Comma
             "--commit" => args.commit = Some(value("SHA")?),
             "--file" => args.files.push(value("PATH")?),
             "--no-cache-fallback" => args.no_cache_fallback = true,
+            "--keep-unchanged" => args.keep_unchanged = true,
             "--max-rate" => args.max_rate = Some(parse_rate(&value("RATE")?)?),
             "--connections" => args.connections = Some(parse_connections(&value("N")?)?),
             "--dry-run" => args.dry_run = true,
@@ -144,6 +148,7 @@ pub fn parse(mut argv: impl Iterator<Item = std::ffi::OsString>) -> Result<Comma
                     | "--quiet"
                     | "--apply"
                     | "--no-cache-fallback"
+                    | "--keep-unchanged"
             )
         {
             return Err(format!("{name} takes no value"));

@@ -72,6 +72,7 @@ fn run(a: Args) -> ExitCode {
     opts.commit = a.commit;
     opts.files = a.files.into_iter().map(FileSpec::new).collect();
     opts.cache_fallback = !a.no_cache_fallback;
+    opts.keep_unchanged_snapshot = a.keep_unchanged;
     opts.cache_dir = a.cache_dir;
     opts.endpoint = a.endpoint;
     opts.token = a.token;
