@@ -232,6 +232,19 @@ suite() { # PROGRAM PHASES...: every phase with a fresh cache; cancel phases on 
 }
 suite test_c args errors cancel-cb cancel-flag concurrent components oldstruct
 
+# Cancel from the callback alone while the call waits: a silent stall, a Retry-After wait, a lock.
+hub_fault() { curl -fsS -o /dev/null -X POST "$endpoint/admin/fault?$1" || fail "hub fault $1"; }
+echo "== test_c stall-cancel"
+hub_fault "target=anyfile&kind=stall&bytes=1048576&ms=30000"
+run_program "test_c stall-cancel" "$bin/test_c" stall-cancel "$work/cache-test_c-stall-cancel"
+echo "== test_c backoff-cancel"
+curl -fsS -o /dev/null -X POST "$endpoint/admin/reset" || fail "hub reset"
+hub_fault "target=api&kind=status&code=429&retry_after=30"
+run_program "test_c backoff-cancel" "$bin/test_c" backoff-cancel "$work/cache-test_c-backoff-cancel"
+curl -fsS -o /dev/null -X POST "$endpoint/admin/reset" || fail "hub reset"
+echo "== test_c lock-cancel"
+run_program "test_c lock-cancel" "$bin/test_c" lock-cancel "$work/cache-test_c-lock-cancel"
+
 # Hermetic calls: what the hub received decides whether HF_TOKEN was sent.
 hub_tokens() { curl -fsS "$endpoint/admin/requests" | grep -o '"authorization":"[^"]*"' | sort -u; }
 curl -fsS -o /dev/null -X POST "$endpoint/admin/reset" || fail "hub reset"
@@ -302,5 +315,10 @@ if [ "$valgrind" = 1 ]; then
         done
     fi
 fi
+
+# Last, as it moves local/demo's main: a pinned pull still gets the commit it asked for.
+echo "== test_c pinned"
+curl -fsS -o /dev/null -X POST "$endpoint/admin/commit?repo=local/demo" || fail "move main"
+run_program "test_c pinned" "$bin/test_c" pinned "$work/cache-test_c-pinned"
 
 finish

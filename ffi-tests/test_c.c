@@ -11,6 +11,11 @@
  *   concurrent  two repositories pulled from two threads at once
  *   components  a main repo plus a file from a second repo in one call
  *   oldstruct   an options struct cut short (an older caller): defaults for the rest
+ *   stall-cancel   cancel from the callback 2 s into a 30 s silent stall (run.sh queues the stall)
+ *   backoff-cancel cancel from the callback 1 s into a 30 s Retry-After wait (run.sh queues a 429)
+ *   lock-cancel    cancel from the callback 1 s into a wait for the repository's lock
+ *   pinned      a pinned commit with an exact file list after main moved (LEMON_TEST_COMMIT2 is
+ *               main's newer commit of LEMON_TEST_REPO2)
  *   hermetic    HF_* and proxy variables in the environment change nothing without
  *               LEMON_PULL_FLAG_READ_ENVIRONMENT (run.sh checks that no token reached the hub)
  *   environment with the flag, HF_ENDPOINT, HF_HUB_CACHE, HF_TOKEN and HF_HUB_OFFLINE apply
@@ -27,7 +32,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "lemon_pull.h"
@@ -664,6 +672,181 @@ static void phase_oldstruct(const char *cache) {
     free(o);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Cancel from the callback while the library waits: TICK events keep coming, and a nonzero
+ * return from one ends the call promptly. */
+
+typedef struct waiter {
+    pthread_t thread;
+    int kind_to_wait_for; /* the event after which waiting starts (-1: the last byte event) */
+    double wait_ms;       /* cancel on the first TICK this long after it */
+    double since, last_event, longest_gap, cancel_time;
+    int ticks, ticks_after, wrong_thread;
+    char phase[32];
+} waiter;
+
+static int32_t wait_then_cancel(void *user_data, const lemon_progress *p) {
+    waiter *w = (waiter *)user_data;
+    double now = now_ms();
+    if (!pthread_equal(pthread_self(), w->thread)) w->wrong_thread++;
+    if (w->last_event > 0 && now - w->last_event > w->longest_gap) w->longest_gap = now - w->last_event;
+    w->last_event = now;
+    if (p->kind == LEMON_PROGRESS_KIND_TICK) {
+        w->ticks++;
+        if (w->since > 0) {
+            w->ticks_after++;
+            snprintf(w->phase, sizeof w->phase, "%s", p->message);
+            if (w->cancel_time == 0 && now - w->since >= w->wait_ms) {
+                w->cancel_time = now;
+                return 1;
+            }
+        }
+        return 0;
+    }
+    if (w->kind_to_wait_for < 0 ? (p->kind == LEMON_PROGRESS_KIND_PROGRESS ||
+                                   p->kind == LEMON_PROGRESS_KIND_FILE_START)
+                                : (int)p->kind == w->kind_to_wait_for) {
+        w->since = now;
+    }
+    return 0;
+}
+
+/* Runs a pull that must be cancelled from a TICK `wait_ms` after the event `kind` (-1: the last
+ * byte), in phase `phase`, within `budget_ms` of that event. */
+static void cancel_while_waiting(const char *cache, int kind, double wait_ms, const char *phase,
+                                 double budget_ms) {
+    lemon_pull_options o;
+    lemon_pull_result r = {0};
+    waiter w;
+    const char *pattern;
+    double returned;
+    char detail[256];
+    lemon_status s;
+
+    memset(&w, 0, sizeof w);
+    w.thread = pthread_self();
+    w.kind_to_wait_for = kind;
+    w.wait_ms = wait_ms;
+    base_options(&o, cache);
+    gguf_only(&o, &pattern);
+    o.stall_timeout_ms = 60000;
+    o.max_total_retry_wait_ms = 120000;
+    o.max_retry_delay_ms = 120000;
+    o.progress_cb = wait_then_cancel;
+    o.user_data = &w;
+    s = lemon_resume_pull(&o, &r);
+    returned = now_ms();
+    snprintf(detail, sizeof detail, "status %d: %s", (int)s, or_null(r.error_message));
+    check("CANCELLED from a TICK", s == LEMON_STATUS_CANCELLED && w.cancel_time > 0, detail);
+    check("message is exactly \"Download cancelled\"", streq(r.error_message, "Download cancelled"), detail);
+    snprintf(detail, sizeof detail, "%d ticks in phase \"%s\"", w.ticks_after, w.phase);
+    check("ticks name the phase", w.ticks_after >= 3 && streq(w.phase, phase), detail);
+    snprintf(detail, sizeof detail, "longest silence %.0f ms", w.longest_gap);
+    check("the callback hears from the call at least every 250 ms (+ scheduling slack)",
+          w.longest_gap <= 400, detail);
+    snprintf(detail, sizeof detail, "cancel latency %.0f ms, %.0f ms after the wait began",
+             returned - w.cancel_time, returned - w.since);
+    printf("measured c/%s: %s\n", g_phase, detail);
+    check("returns within 500 ms of the cancel", w.cancel_time > 0 && returned - w.cancel_time <= 500, detail);
+    check("total within budget", w.since > 0 && returned - w.since <= budget_ms, detail);
+    check("callbacks on the calling thread only", w.wrong_thread == 0, NULL);
+    lemon_pull_result_free(&r);
+}
+
+static void phase_stall_cancel(const char *cache) {
+    cancel_while_waiting(cache, -1, 2000, "transfer", 2500);
+    {
+        char snap[1024], path[1200];
+        snapshot_dir(snap, sizeof snap, cache, env("LEMON_TEST_REPO"), env("LEMON_TEST_COMMIT"));
+        snprintf(path, sizeof path, "%s/%s.partial", snap, env("LEMON_TEST_FILE"));
+        check("partial kept", file_size(path) > 0, path);
+        snprintf(path, sizeof path, "%s/.download_manifest.json", snap);
+        check("manifest kept", file_size(path) > 0, path);
+    }
+}
+
+static void phase_backoff_cancel(const char *cache) {
+    cancel_while_waiting(cache, LEMON_PROGRESS_KIND_RETRY, 1000, "backoff", 1500);
+}
+
+static void phase_lock_cancel(const char *cache) {
+    char dir[1024], path[1200];
+    int fd;
+    snprintf(dir, sizeof dir, "%s/models--local--demo", cache);
+    mkdir(cache, 0755);
+    mkdir(dir, 0755);
+    snprintf(dir, sizeof dir, "%s/models--local--demo/.lemon-pull", cache);
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/lock", dir);
+    fd = open(path, O_CREAT | O_RDWR, 0644);
+    check("hold the repository's lock (as another pull would)", fd >= 0 && flock(fd, LOCK_EX) == 0, path);
+    cancel_while_waiting(cache, LEMON_PROGRESS_KIND_WAITING_FOR_LOCK, 1000, "lock", 1500);
+    if (fd >= 0) close(fd);
+}
+
+static void phase_pinned(const char *cache) {
+    lemon_pull_options o;
+    lemon_pull_result r = {0};
+    lemon_pull_file files[2];
+    lemon_pull_repo repo;
+    char snap[1024], path[1200], ref[1200], detail[256];
+    lemon_status s;
+    FILE *f;
+
+    /* lemonade listed local/demo at LEMON_TEST_COMMIT and chose two exact files; local/demo2 moved
+     * on to LEMON_TEST_COMMIT2 since, but lemonade wants the commit it listed there too. */
+    base_options(&o, cache);
+    memset(files, 0, sizeof files);
+    files[0].path = "config.json";
+    files[0].size = -1;
+    files[1].path = env("LEMON_TEST_FILE");
+    files[1].size = -1;
+    o.commit = env("LEMON_TEST_COMMIT");
+    o.files = files;
+    o.files_len = 2;
+    memset(&repo, 0, sizeof repo);
+    repo.repo_id = "local/demo";
+    repo.revision = "pinned-copy";
+    repo.commit = env("LEMON_TEST_COMMIT");
+    repo.files = files;
+    repo.files_len = 1;
+    o.repos = &repo;
+    o.repos_len = 1;
+    s = lemon_resume_pull(&o, &r);
+    snprintf(detail, sizeof detail, "status %d: %s", (int)s, or_null(r.error_message));
+    check("pinned pull of exact files succeeds", s == LEMON_STATUS_OK && r.files == 2, detail);
+    check("the result names the pinned commit", streq(r.commit, env("LEMON_TEST_COMMIT")), or_null(r.commit));
+    lemon_pull_result_free(&r);
+    snapshot_dir(snap, sizeof snap, cache, env("LEMON_TEST_REPO"), env("LEMON_TEST_COMMIT"));
+    snprintf(path, sizeof path, "%s/%s", snap, env("LEMON_TEST_FILE"));
+    check("the exact file landed", file_size(path) == atoll(env("LEMON_TEST_FILE_SIZE")), path);
+    snprintf(ref, sizeof ref, "%s/models--local--demo/refs/pinned-copy", cache);
+    f = fopen(ref, "r");
+    detail[0] = '\0';
+    if (f != NULL) {
+        size_t n = fread(detail, 1, 64, f);
+        detail[n] = '\0';
+        fclose(f);
+    }
+    check("refs/<revision> of a pinned repo names its commit", streq(detail, env("LEMON_TEST_COMMIT")), detail);
+
+    files[0].path = "no-such-file.json";
+    o.files_len = 1;
+    o.repos_len = 0;
+    s = lemon_resume_pull(&o, &r);
+    check("a missing exact file is FILE_NOT_FOUND naming it",
+          s == LEMON_STATUS_FILE_NOT_FOUND && contains(r.error_message, "no-such-file.json"),
+          or_null(r.error_message));
+    lemon_pull_result_free(&r);
+
+    files[0].path = "config.json";
+    files[0].size = -2;
+    s = lemon_resume_pull(&o, &r);
+    check("a negative size other than -1 is INVALID_ARGUMENT", s == LEMON_STATUS_INVALID_ARGUMENT,
+          or_null(r.error_message));
+    lemon_pull_result_free(&r);
+}
+
 /* Variables that would change the pull if the library read them; HF_ENDPOINT and the proxies point
  * at a port where nothing listens. */
 static void set_hostile_environment(const char *cache) {
@@ -776,6 +959,14 @@ int main(int argc, char **argv) {
         phase_components(cache);
     } else if (strcmp(g_phase, "oldstruct") == 0) {
         phase_oldstruct(cache);
+    } else if (strcmp(g_phase, "stall-cancel") == 0) {
+        phase_stall_cancel(cache);
+    } else if (strcmp(g_phase, "backoff-cancel") == 0) {
+        phase_backoff_cancel(cache);
+    } else if (strcmp(g_phase, "lock-cancel") == 0) {
+        phase_lock_cancel(cache);
+    } else if (strcmp(g_phase, "pinned") == 0) {
+        phase_pinned(cache);
     } else if (strcmp(g_phase, "hermetic") == 0) {
         phase_hermetic(cache);
     } else if (strcmp(g_phase, "environment") == 0) {

@@ -90,6 +90,13 @@ enum lemon_progress_kind
    * `file` is "". A nonzero return cancels like any other event.
    */
   LEMON_PROGRESS_KIND_TICK = 12,
+  /**
+   * The hub could not be reached (host name not resolved, connection refused, connect timeout,
+   * TLS handshake failure) after a few seconds of retries; the pull answers from a complete
+   * cached snapshot of the revision if there is one (the result's `from_cache` is then 1), else
+   * it fails with `LEMON_STATUS_NETWORK`. `message` says why the hub was given up on.
+   */
+  LEMON_PROGRESS_KIND_FROM_CACHE = 13,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -225,6 +232,18 @@ enum lemon_pull_flag
    * embedding the library gets exactly what it passed. The `resume-pull` CLI sets it.
    */
   LEMON_PULL_FLAG_READ_ENVIRONMENT = 4,
+  /**
+   * When the hub cannot be reached, fail with `LEMON_STATUS_NETWORK` instead of answering
+   * from a complete cached snapshot (for callers that need the hub's current answer).
+   */
+  LEMON_PULL_FLAG_NO_CACHE_FALLBACK = 8,
+  /**
+   * lemonade's rule when `refs/<revision>` moved: if every selected file at the new commit is
+   * identical (same content ids, none added or dropped) to the verified copy in the snapshot
+   * the ref names now, keep that snapshot active: the ref stays, no new folder is made, and the
+   * result's paths name the kept snapshot. Costs one listing call when the ref moved.
+   */
+  LEMON_PULL_FLAG_KEEP_UNCHANGED_SNAPSHOT = 16,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -367,6 +386,60 @@ typedef struct lemon_component {
 } lemon_component;
 
 /**
+ * One exact repository path (no glob meaning: `*`, `[` and spaces are plain characters), with
+ * what the caller already knows of it. When a pinned repository's files all carry a size and a
+ * content id, the call makes no listing request; every byte is verified against the id either
+ * way. This struct is frozen (it is used in arrays).
+ */
+typedef struct lemon_pull_file {
+  /**
+   * Repo-relative path ("a/b.gguf"). Required.
+   */
+  const char *path;
+  /**
+   * Size in bytes, or -1 when unknown.
+   */
+  int64_t size;
+  /**
+   * sha256 of an LFS file (64 hex), or NULL / "" when unknown.
+   */
+  const char *sha256;
+  /**
+   * Git blob sha1 of a regular file (40 hex), or NULL / "" when unknown.
+   */
+  const char *git_sha1;
+} lemon_pull_file;
+
+/**
+ * An extra repository pulled exactly in the same call, in its own `models--org--name` folder
+ * with its own snapshot and ref (lemonade's auxiliary checkpoints, with the commit and the files
+ * it selected). This struct is frozen (it is used in arrays).
+ */
+typedef struct lemon_pull_repo {
+  /**
+   * Repository id, `org/name`. Required.
+   */
+  const char *repo_id;
+  /**
+   * The ref written on success; NULL or "" = `main`.
+   */
+  const char *revision;
+  /**
+   * Pin: pull exactly this 40-hex commit and point `refs/<revision>` at it; NULL or "" =
+   * resolve `revision`.
+   */
+  const char *commit;
+  /**
+   * The exact files to pull (at least one).
+   */
+  const struct lemon_pull_file *files;
+  /**
+   * Number of `files`.
+   */
+  size_t files_len;
+} lemon_pull_repo;
+
+/**
  * What to pull. Fill it with `lemon_pull_options_init`, then set fields. Every pointer is borrowed
  * for the duration of `lemon_resume_pull` only (strings are copied; nothing is kept afterwards).
  * Strings are NUL-terminated UTF-8.
@@ -506,6 +579,37 @@ typedef struct lemon_pull_options {
    * `LEMON_STATUS_INVALID_ARGUMENT`.
    */
   const char *ca_bundle;
+  /**
+   * Pin: pull exactly this 40-hex commit of `repo_id` (what the caller listed and selected
+   * from), even if `revision` has moved since; on success `refs/<revision>` (default `main`)
+   * names it. NULL or "" = resolve `revision`. Added after the first version, like the fields
+   * below: read only when `struct_size` covers it.
+   */
+  const char *commit;
+  /**
+   * Exact files of `repo_id` to pull instead of a selection (`include`, `exclude` and the
+   * variant must then be empty); a file not at the commit fails the call with
+   * `LEMON_STATUS_FILE_NOT_FOUND` naming it. May be NULL when `files_len` is 0.
+   */
+  const struct lemon_pull_file *files;
+  /**
+   * Number of `files`.
+   */
+  size_t files_len;
+  /**
+   * Extra repositories pulled exactly; may be NULL when `repos_len` is 0.
+   */
+  const struct lemon_pull_repo *repos;
+  /**
+   * Number of `repos`.
+   */
+  size_t repos_len;
+  /**
+   * HTTP proxy for every request (`http://host:port`, optionally with `user:password@`); NULL
+   * or "" = direct (with `LEMON_PULL_FLAG_READ_ENVIRONMENT`: `ALL_PROXY`, `HTTPS_PROXY`,
+   * `HTTP_PROXY`, minus `NO_PROXY`).
+   */
+  const char *proxy;
 } lemon_pull_options;
 
 /**
@@ -568,6 +672,13 @@ typedef struct lemon_pull_result {
    * Per-repository results (main repository first); NULL on failure. Use the accessors.
    */
   struct lemon_pull_repos *repos;
+  /**
+   * 1 when the answer came from the cache alone: `LEMON_PULL_FLAG_OFFLINE`, or the hub could
+   * not be reached and a complete snapshot of the revision was cached (see
+   * `LEMON_PULL_FLAG_NO_CACHE_FALLBACK`); else 0. Added after the first version: written only
+   * when `struct_size` covers it.
+   */
+  uint32_t from_cache;
 } lemon_pull_result;
 
 #ifdef __cplusplus

@@ -168,6 +168,9 @@ fn run(opts: &PullOptions, reporter: &mut Reporter<'_>) -> Result<PullOutcome> {
     // Locks are taken in a fixed order (by folder) so two multi-repo pulls cannot deadlock.
     let mut lock_order: Vec<&Unit> = units.iter().collect();
     lock_order.sort_by(|a, b| a.cache.dir().cmp(b.cache.dir()));
+    // Two units of one repository (two refs) share its folder and so its lock: take it once, or
+    // the second attempt would wait for ourselves.
+    lock_order.dedup_by(|a, b| a.cache.dir() == b.cache.dir());
     let mut _locks: Vec<RepoLock> = Vec::new();
     if !opts.dry_run {
         for unit in lock_order {
