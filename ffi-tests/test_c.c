@@ -814,7 +814,8 @@ static void phase_pinned(const char *cache) {
     o.repos_len = 1;
     s = lemon_resume_pull(&o, &r);
     snprintf(detail, sizeof detail, "status %d: %s", (int)s, or_null(r.error_message));
-    check("pinned pull of exact files succeeds", s == LEMON_STATUS_OK && r.files == 2, detail);
+    check("pinned pull of exact files succeeds (2 + 1 in the second ref)", s == LEMON_STATUS_OK && r.files == 3,
+          detail);
     check("the result names the pinned commit", streq(r.commit, env("LEMON_TEST_COMMIT")), or_null(r.commit));
     lemon_pull_result_free(&r);
     snapshot_dir(snap, sizeof snap, cache, env("LEMON_TEST_REPO"), env("LEMON_TEST_COMMIT"));
@@ -923,9 +924,16 @@ static void phase_environment(const char *cache) {
     o.include = config;
     o.include_len = 1;
     o.flags = LEMON_PULL_FLAG_READ_ENVIRONMENT;
+    /* The mock hub knows no such token: its 401 shows that HF_ENDPOINT named the hub and HF_TOKEN
+     * was sent (run.sh checks the Authorization header it received). */
     s = lemon_resume_pull(&o, &r);
-    check("with the flag HF_ENDPOINT and HF_HUB_CACHE name the hub and the cache",
-          s == LEMON_STATUS_OK && r.files == 1, or_null(r.error_message));
+    check("with the flag HF_ENDPOINT names the hub and HF_TOKEN is sent (UNAUTHORIZED)",
+          s == LEMON_STATUS_UNAUTHORIZED, or_null(r.error_message));
+    lemon_pull_result_free(&r);
+    unsetenv("HF_TOKEN");
+    s = lemon_resume_pull(&o, &r);
+    check("with the flag HF_HUB_CACHE names the cache", s == LEMON_STATUS_OK && r.files == 1,
+          or_null(r.error_message));
     snprintf(want, sizeof want, "%s/env-cache/models--", cache);
     check("the snapshot is in HF_HUB_CACHE",
           r.snapshot_path != NULL && strncmp(r.snapshot_path, want, strlen(want)) == 0,

@@ -112,7 +112,23 @@ fn usage_errors_exit_2_and_help_and_version_work() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown option --bogus"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown option --bogus"));
+    // One line of error and a pointer to the help, not the whole help text.
+    assert_eq!(
+        stderr.lines().collect::<Vec<_>>(),
+        [
+            "error: unknown option --bogus",
+            "run `resume-pull --help` for usage"
+        ],
+        "{stderr}"
+    );
+    let out = Command::new(BIN)
+        .args(["--with", "no-colon", "a/b"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 2);
     let out = Command::new(BIN).arg("--help").output().expect("run");
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout).to_string();

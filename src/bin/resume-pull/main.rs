@@ -36,11 +36,15 @@ fn main() -> ExitCode {
         Ok(Command::Pull(a)) => run(*a),
         Ok(Command::Status(a)) => housekeeping::run_status(&a),
         Ok(Command::Gc(a)) => housekeeping::run_gc(&a),
-        Err(msg) => {
-            eprintln!("error: {msg}\n\n{USAGE}");
-            ExitCode::from(2)
-        }
+        Err(msg) => usage_error(&msg),
     }
+}
+
+/// One line saying what is wrong and where the help is, as common CLIs do: the full help would
+/// bury the message.
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("error: {msg}\nrun `resume-pull --help` for usage");
+    ExitCode::from(2)
 }
 
 fn run(a: Args) -> ExitCode {
@@ -62,10 +66,7 @@ fn run(a: Args) -> ExitCode {
     for spec in &a.with {
         match Component::parse(spec) {
             Ok(c) => opts.components.push(c),
-            Err(e) => {
-                eprintln!("error: {e}\n\n{USAGE}");
-                return ExitCode::from(2);
-            }
+            Err(e) => return usage_error(&e.to_string()),
         }
     }
     opts.revision = a.revision;
