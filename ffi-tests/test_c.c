@@ -385,6 +385,9 @@ static void check_kept_partial(const char *cache, const lemon_pull_result *r) {
     partial = file_size(path);
     snprintf(detail, sizeof detail, "partial %lld of %lld bytes", partial, size);
     check("partial kept", partial > 0 && partial < size, detail);
+    snprintf(detail, sizeof detail, "bytes_on_disk %llu, partial %lld", (unsigned long long)r->bytes_on_disk,
+             partial);
+    check("bytes_on_disk reports the kept partial", (long long)r->bytes_on_disk == partial, detail);
     snprintf(path, sizeof path, "%s/.download_manifest.json", snap);
     check("manifest kept", file_size(path) > 0, path);
     snprintf(path, sizeof path, "%s/%s", snap, env("LEMON_TEST_FILE"));

@@ -95,6 +95,10 @@ fn failures_report_code_and_exit_1() {
     let result = lines.last().expect("result");
     assert_eq!(result["status"], "error");
     assert_eq!(result["error"]["code"], "repo_not_found");
+    // A failure says what was done and kept: nothing, here (it failed before planning).
+    assert_eq!(result["bytes_downloaded"], 0);
+    assert_eq!(result["bytes_on_disk"], 0);
+    assert_eq!(result["plan"], serde_json::json!([]));
     assert!(
         result["error"]["message"]
             .as_str()

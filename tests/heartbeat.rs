@@ -36,6 +36,8 @@ struct Run {
     events: Vec<(Instant, Option<Phase>)>,
     cancelled_at: Option<Instant>,
     returned_at: Instant,
+    /// The `Stopped` event of a failed pull: (snapshot, bytes on disk).
+    stopped: Option<(Option<std::path::PathBuf>, u64)>,
 }
 
 impl Run {
@@ -69,8 +71,15 @@ impl Run {
 fn run(opts: &PullOptions, mut cancel_when: impl FnMut(&Event<'_>, Instant) -> bool) -> Run {
     let mut events = Vec::new();
     let mut cancelled_at = None;
+    let mut stopped = None;
     let result = lemon_pull::pull(opts, &mut |e: &Event<'_>| {
         let now = Instant::now();
+        if let Event::Stopped {
+            snapshot, on_disk, ..
+        } = e
+        {
+            stopped = Some((snapshot.map(std::path::Path::to_path_buf), *on_disk));
+        }
         events.push((
             now,
             if let Event::Tick { phase, .. } = e {
@@ -90,6 +99,7 @@ fn run(opts: &PullOptions, mut cancel_when: impl FnMut(&Event<'_>, Instant) -> b
         events,
         cancelled_at,
         returned_at: Instant::now(),
+        stopped,
     }
 }
 
@@ -133,6 +143,18 @@ fn a_stalled_connection_ticks_and_a_cancel_from_a_tick_keeps_the_partial() {
         matches!(e, Event::Tick { .. }) && now - last_bytes >= Duration::from_secs(2)
     });
     assert_cancelled_promptly(&run, "stalled read");
+    // What the failed pull left, as its last event said.
+    let snap = tmp.path().join("models--org--model/snapshots").join(&sha);
+    let kept: u64 = ["config.json", "model.gguf.partial"]
+        .iter()
+        .filter_map(|f| fs::metadata(snap.join(f)).ok())
+        .map(|m| m.len())
+        .sum();
+    assert_eq!(
+        run.stopped,
+        Some((Some(snap.clone()), kept)),
+        "Stopped event"
+    );
     assert!(
         run.ticks_in(Phase::Transfer) >= 5,
         "ticks: {:?}",

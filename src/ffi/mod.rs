@@ -476,6 +476,10 @@ pub struct lemon_pull_result {
     /// `LEMON_PULL_FLAG_NO_CACHE_FALLBACK`); else 0. Added after the first version: written only
     /// when `struct_size` covers it.
     pub from_cache: u32,
+    /// Bytes now in the main snapshot folder (complete files and kept partials): on failure or
+    /// cancel, what the next call will not download again; on success the snapshot's size.
+    /// Written only when `struct_size` covers it.
+    pub bytes_on_disk: u64,
 }
 
 /// The fields of the first version of `lemon_pull_result`, in its order: what is written for a
@@ -1146,6 +1150,8 @@ struct Bridge {
     message_buf: Vec<u8>,
     /// A panic in this bridge turned into a cancel; reported as `LEMON_STATUS_INTERNAL`.
     panicked: Option<String>,
+    /// Bytes in the main snapshot folder when a pull failed (`Event::Stopped`).
+    on_disk: u64,
 }
 
 /// An event flattened to what `lemon_progress` carries.
@@ -1221,6 +1227,7 @@ impl Bridge {
             file_buf: Vec::new(),
             message_buf: Vec::new(),
             panicked: None,
+            on_disk: 0,
         }
     }
 
@@ -1326,6 +1333,11 @@ impl Bridge {
                 View::new(K::Complete, repo, None).with_message(snapshot.to_string_lossy())
             }
             Event::FromCache { cause } => View::new(K::FromCache, "", None).with_message(cause),
+            // Never delivered: `on_event` puts it into the result.
+            Event::Stopped { totals, .. } => {
+                self.totals = totals;
+                View::new(K::Tick, "", None).with_message("stopped")
+            }
             Event::Tick { phase, totals } => {
                 self.totals = totals;
                 View::new(K::Tick, "", None).with_message(phase.name())
@@ -1398,6 +1410,15 @@ impl Observer for Bridge {
         if self.panicked.is_some() {
             return Flow::Cancel;
         }
+        // What a failed pull leaves goes into the result, not to the callback.
+        if let Event::Stopped {
+            totals, on_disk, ..
+        } = event
+        {
+            self.totals = *totals;
+            self.on_disk = *on_disk;
+            return Flow::Continue;
+        }
         match catch_unwind(AssertUnwindSafe(|| self.deliver(event))) {
             Ok(flow) => flow,
             Err(payload) => {
@@ -1421,6 +1442,7 @@ struct Report {
     totals: Totals,
     files: u32,
     outcome: Option<PullOutcome>,
+    bytes_on_disk: u64,
 }
 
 impl Report {
@@ -1432,6 +1454,7 @@ impl Report {
             totals,
             files: totals.total_files,
             outcome: None,
+            bytes_on_disk: 0,
         }
     }
 
@@ -1449,6 +1472,7 @@ impl Report {
             http_status: 0,
             totals: outcome.totals,
             files: outcome.files,
+            bytes_on_disk: outcome.totals.total_bytes,
             outcome: Some(outcome),
         }
     }
@@ -1478,7 +1502,10 @@ unsafe fn run_pull(options: *const lemon_pull_options) -> Report {
             &Error::Internal(format!("panic in progress reporting: {text}")),
             bridge.totals,
         ),
-        (Err(e), None) => Report::failure(&e, bridge.totals),
+        (Err(e), None) => Report {
+            bytes_on_disk: bridge.on_disk,
+            ..Report::failure(&e, bridge.totals)
+        },
     }
 }
 
@@ -1553,6 +1580,8 @@ impl ResultSlot {
         if v2 {
             // SAFETY: the caller's struct covers the whole current layout.
             unsafe { ptr::addr_of_mut!((*self.p).from_cache).write(u32::from(from_cache)) };
+            // SAFETY: as above.
+            unsafe { ptr::addr_of_mut!((*self.p).bytes_on_disk).write(report.bytes_on_disk) };
         }
     }
 
@@ -1662,6 +1691,7 @@ mod tests {
             total_bytes: 0,
             repos: ptr::null_mut(),
             from_cache: 7,
+            bytes_on_disk: 7,
         }
     }
 

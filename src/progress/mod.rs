@@ -272,6 +272,15 @@ pub enum Event<'a> {
         /// Why the hub was given up on.
         cause: &'a str,
     },
+    /// The pull failed or was cancelled: what it had done. The last event of a failed pull.
+    Stopped {
+        /// Totals up to the failure (what was downloaded, reused and salvaged).
+        totals: Totals,
+        /// The main snapshot folder, when the pull got as far as resolving it.
+        snapshot: Option<&'a Path>,
+        /// Bytes in that folder now: complete files and kept partials, for the next pull to use.
+        on_disk: u64,
+    },
     /// Nothing else happened for [`TICK_INTERVAL`]: the pull is alive and doing `phase`.
     Tick {
         /// What the pull is doing.

@@ -255,6 +255,11 @@ enum OwnedEvent {
     FromCache {
         cause: String,
     },
+    Stopped {
+        totals: Totals,
+        snapshot: Option<PathBuf>,
+        on_disk: u64,
+    },
     Tick {
         phase: Phase,
         totals: Totals,
@@ -364,6 +369,15 @@ impl OwnedEvent {
                 totals,
             },
             Event::FromCache { cause } => OwnedEvent::FromCache { cause: s(cause) },
+            Event::Stopped {
+                totals,
+                snapshot,
+                on_disk,
+            } => OwnedEvent::Stopped {
+                totals,
+                snapshot: snapshot.map(std::path::Path::to_path_buf),
+                on_disk,
+            },
             Event::Tick { phase, totals } => OwnedEvent::Tick { phase, totals },
         }
     }
@@ -466,6 +480,15 @@ impl OwnedEvent {
                 totals: *totals,
             },
             OwnedEvent::FromCache { cause } => Event::FromCache { cause },
+            OwnedEvent::Stopped {
+                totals,
+                snapshot,
+                on_disk,
+            } => Event::Stopped {
+                totals: *totals,
+                snapshot: snapshot.as_deref(),
+                on_disk: *on_disk,
+            },
             OwnedEvent::Tick { phase, totals } => Event::Tick {
                 phase: *phase,
                 totals: *totals,
@@ -626,6 +649,11 @@ mod tests {
                 totals,
             },
             Event::FromCache { cause: "refused" },
+            Event::Stopped {
+                totals,
+                snapshot: Some(std::path::Path::new("/s")),
+                on_disk: 3,
+            },
             Event::Tick {
                 phase: Phase::Verify,
                 totals,

@@ -22,6 +22,8 @@ pub(crate) struct Reporter<'o> {
     last_emit: Instant,
     /// The phase the pipeline is in; events such as a retry show a passing phase on top of it.
     phase: Phase,
+    /// The main snapshot folder, once known: a failure reports what it holds.
+    snapshot: Option<std::path::PathBuf>,
 }
 
 impl<'o> Reporter<'o> {
@@ -36,6 +38,7 @@ impl<'o> Reporter<'o> {
             file_done: 0,
             last_emit: Instant::now(),
             phase: Phase::Start,
+            snapshot: None,
         }
     }
 
@@ -91,6 +94,23 @@ impl<'o> Reporter<'o> {
     /// request nor the observer's answer can turn a committed pull into a failure.
     pub(crate) fn notify(&mut self, event: &Event<'_>) {
         self.relay.tell(event);
+    }
+
+    /// The main snapshot folder the pull fills.
+    pub(crate) fn set_snapshot(&mut self, dir: std::path::PathBuf) {
+        self.snapshot = Some(dir);
+    }
+
+    /// Tells the observer what a failed pull leaves behind (its answer cannot undo the failure).
+    pub(crate) fn stopped(&mut self) {
+        let on_disk = self.snapshot.as_deref().map_or(0, bytes_below);
+        let totals = self.totals();
+        let snapshot = self.snapshot.clone();
+        self.notify(&Event::Stopped {
+            totals,
+            snapshot: snapshot.as_deref(),
+            on_disk,
+        });
     }
 
     /// A wait that started after a [`Event::Retry`] is over: ticks show the pipeline's phase again.
@@ -156,6 +176,14 @@ impl<'o> Reporter<'o> {
         })
     }
 }
+/// Bytes of every file below `dir` (complete files and partials; links not followed).
+fn bytes_below(dir: &std::path::Path) -> u64 {
+    crate::salvage::files_below(dir, crate::salvage::Links::Skip)
+        .iter()
+        .map(|f| f.len)
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -119,7 +119,13 @@ impl PlannedFile {
 /// [`Error::Cancelled`] within about 100 ms and keeps partial files and the manifest.
 pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutcome> {
     let cancel = Cancel::new(opts.cancel.clone(), opts.cancel_check.clone());
-    crate::progress::relay(observer, &cancel, |reporter| run(opts, reporter))
+    crate::progress::relay(observer, &cancel, |reporter| {
+        let result = run(opts, reporter);
+        if result.is_err() {
+            reporter.stopped();
+        }
+        result
+    })
 }
 
 /// The pipeline itself, on the relay's worker thread.
@@ -164,6 +170,7 @@ fn run(opts: &PullOptions, reporter: &mut Reporter<'_>) -> Result<PullOutcome> {
         other => other?,
     };
     reporter.set_phase(Phase::Lock);
+    reporter.set_snapshot(units[0].cache.snapshot_dir(&units[0].listing.commit));
 
     // Locks are taken in a fixed order (by folder) so two multi-repo pulls cannot deadlock.
     let mut lock_order: Vec<&Unit> = units.iter().collect();

@@ -89,7 +89,9 @@ fn run(a: Args) -> ExitCode {
     opts.cancel = Some(token);
 
     let mut renderer = Renderer::new(mode);
+    let mut kept = Kept::default();
     let result = lemon_pull::pull(&opts, &mut |ev: &lemon_pull::Event<'_>| {
+        kept.note(ev);
         renderer.event(ev);
         Flow::Continue
     });
@@ -100,7 +102,7 @@ fn run(a: Args) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            report_failure(&mut renderer, &a.repo, &e);
+            report_failure(&mut renderer, &a.repo, &e, &kept);
             if was_interrupted || e.status() == Status::Cancelled {
                 ExitCode::from(EXIT_INTERRUPTED)
             } else if e.status() == Status::InvalidArgument {
@@ -215,7 +217,42 @@ fn print_plan(o: &PullOutcome) {
     }
 }
 
-fn report_failure(r: &mut Renderer, repo: &str, e: &Error) {
+/// What a failed pull had done, from its events: the plan, and what it left on disk.
+#[derive(Default)]
+struct Kept {
+    plan: Vec<serde_json::Value>,
+    totals: lemon_pull::Totals,
+    snapshot: Option<String>,
+    on_disk: u64,
+}
+
+impl Kept {
+    fn note(&mut self, ev: &lemon_pull::Event<'_>) {
+        match ev {
+            lemon_pull::Event::PlanFile {
+                file,
+                source,
+                on_disk,
+                ..
+            } => self.plan.push(json!({
+                "repo": file.repo, "path": file.path, "size": file.size, "source": source.name(),
+                "on_disk": on_disk, "to_download": file.size.saturating_sub(*on_disk),
+            })),
+            lemon_pull::Event::Stopped {
+                totals,
+                snapshot,
+                on_disk,
+            } => {
+                self.totals = *totals;
+                self.snapshot = snapshot.map(|p| p.display().to_string());
+                self.on_disk = *on_disk;
+            }
+            _ => {}
+        }
+    }
+}
+
+fn report_failure(r: &mut Renderer, repo: &str, e: &Error, kept: &Kept) {
     let status = e.status();
     if r.mode() == Mode::Json {
         let kind = if status == Status::Cancelled {
@@ -229,9 +266,18 @@ fn report_failure(r: &mut Renderer, repo: &str, e: &Error) {
             "commit": null,
             "snapshot_path": null,
             "error": { "code": status.name(), "message": e.to_string(), "http_status": e.http_status() },
+            "bytes_downloaded": kept.totals.bytes_downloaded,
+            "bytes_reused": kept.totals.bytes_reused,
+            "bytes_salvaged": kept.totals.bytes_salvaged,
+            "kept_in": kept.snapshot,
+            "bytes_on_disk": kept.on_disk,
+            "plan": kept.plan,
         }));
     } else if status == Status::Cancelled {
-        r.say("interrupted: partial downloads are kept; run the same command again to resume");
+        r.say(&format!(
+            "interrupted: {} kept on disk; run the same command again to resume",
+            render::bytes(kept.on_disk)
+        ));
     } else {
         r.say(&format!("error: {e}"));
         if r.mode() == Mode::Quiet {
