@@ -4,8 +4,15 @@
 //! repository keeps its own `models--…` folder, snapshot and ref, while the one manifest lives in
 //! the main snapshot (lemonade's multi-repo layout).
 
+mod fallback;
 pub(crate) mod from_cache;
 mod keep_previous;
+mod request;
+mod resolve;
+
+use fallback::{answer_from_cache, fall_back_to_cache};
+use request::{Request, Want};
+use resolve::resolve_units;
 
 use std::path::PathBuf;
 
@@ -15,16 +22,15 @@ use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ManifestFile};
 use crate::net::http::{Http, HttpConfig};
 use crate::net::hub::{self, Listing, RemoteFile};
-use crate::options::{FileSpec, MAX_CONNECTIONS, PullOptions, resolve_endpoint, resolve_token};
+use crate::options::{MAX_CONNECTIONS, PullOptions, resolve_token};
 use crate::progress::{Event, FileInfo, Observer, Phase, Reporter, Source, Totals};
-use crate::repo_path::{is_commit_sha, validate_file_path, validate_repo_id, validate_revision};
+use crate::repo_path::is_commit_sha;
 use crate::salvage::{self, Candidate, IdIndex, Scan};
-use crate::select::{Selection, select, split_repo_variant};
 use crate::stamps::Stamps;
 use crate::transfer::checkpoint::Checkpoint;
 use crate::transfer::segments::Sidecar;
 use crate::transfer::{self, Task};
-use crate::verify::{ContentId, hash_file, is_hex};
+use crate::verify::hash_file;
 
 /// What a successful pull did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -460,218 +466,6 @@ fn removable_orphans<'u>(
         .collect()
 }
 
-/// Validated inputs of a pull.
-struct Request {
-    /// The repositories to bring up to date, the main one first.
-    wants: Vec<Want>,
-    cache_root: PathBuf,
-    endpoint: String,
-}
-
-/// One repository of the request, and which of its files.
-struct Want {
-    repo: String,
-    /// The ref written on success.
-    revision: String,
-    /// A pinned commit (40 hex), pulled whatever `revision` names now.
-    commit: Option<String>,
-    what: What,
-}
-
-enum What {
-    /// A selection over the listing (globs, GGUF variant, or everything).
-    Select(Selection),
-    /// Exact paths; `component` keeps lemonade's wording for a missing auxiliary checkpoint.
-    Exact {
-        files: Vec<FileSpec>,
-        component: bool,
-    },
-}
-
-impl Request {
-    fn from_options(opts: &PullOptions) -> Result<Request> {
-        let (repo, spec_variant) = split_repo_variant(opts.repo.trim())?;
-        validate_repo_id(&repo)?;
-        let variant = match (&opts.variant, spec_variant) {
-            (Some(a), Some(b)) if *a != b => {
-                return Err(Error::InvalidArgument(format!(
-                    "variant given twice: {a:?} and {b:?} (in the repo id)"
-                )));
-            }
-            (Some(a), _) => Some(a.clone()),
-            (None, b) => b,
-        };
-        let what = if opts.files.is_empty() {
-            What::Select(Selection {
-                include: opts.include.clone(),
-                exclude: opts.exclude.clone(),
-                variant,
-            })
-        } else if variant.is_some() || !opts.include.is_empty() || !opts.exclude.is_empty() {
-            return Err(Error::InvalidArgument(
-                "an exact file list excludes include, exclude and variant".to_string(),
-            ));
-        } else {
-            What::Exact {
-                files: checked_specs(&repo, &opts.files)?,
-                component: false,
-            }
-        };
-        let mut wants = vec![Want::new(repo, &opts.revision, &opts.commit, what)?];
-        for c in &opts.components {
-            if c.path.trim().is_empty() {
-                return Err(Error::InvalidArgument(format!(
-                    "component of {} has an empty path",
-                    c.repo
-                )));
-            }
-            validate_repo_id(&c.repo)?;
-            let what = What::Exact {
-                files: vec![FileSpec::new(c.path.clone())],
-                component: true,
-            };
-            wants.push(Want::new(c.repo.clone(), &c.revision, &None, what)?);
-        }
-        for r in &opts.repos {
-            validate_repo_id(&r.repo)?;
-            if r.files.is_empty() {
-                return Err(Error::InvalidArgument(format!(
-                    "repository {} is given without files",
-                    r.repo
-                )));
-            }
-            let what = What::Exact {
-                files: checked_specs(&r.repo, &r.files)?,
-                component: false,
-            };
-            wants.push(Want::new(r.repo.clone(), &r.revision, &r.commit, what)?);
-        }
-        Ok(Request {
-            wants,
-            cache_root: opts.cache_dir.clone().ok_or_else(|| {
-                Error::InvalidArgument(
-                    "no cache folder: set cache_dir (or let the pull read the environment)"
-                        .to_string(),
-                )
-            })?,
-            endpoint: resolve_endpoint(opts.endpoint.as_deref())?,
-        })
-    }
-}
-
-impl Want {
-    fn new(
-        repo: String,
-        revision: &Option<String>,
-        commit: &Option<String>,
-        what: What,
-    ) -> Result<Want> {
-        let revision = revision.clone().unwrap_or_else(|| "main".to_string());
-        validate_revision(&revision)?;
-        if let Some(c) = commit
-            && !is_commit_sha(c)
-        {
-            return Err(Error::InvalidArgument(format!(
-                "commit {c:?} of {repo} is not a 40-hex commit sha"
-            )));
-        }
-        Ok(Want {
-            repo,
-            revision,
-            commit: commit.clone(),
-            what,
-        })
-    }
-
-    /// The listing the caller already gave: a pinned commit whose every file has a size and a
-    /// content id needs no call to the hub.
-    fn given_listing(&self) -> Option<Listing> {
-        let commit = self.commit.as_ref()?;
-        let What::Exact { files, .. } = &self.what else {
-            return None;
-        };
-        let files = files
-            .iter()
-            .map(|f| {
-                let id = match (&f.sha256, &f.git_sha1) {
-                    (Some(h), _) => ContentId::Sha256(h.to_ascii_lowercase()),
-                    (None, Some(h)) => ContentId::GitSha1(h.to_ascii_lowercase()),
-                    (None, None) => return None,
-                };
-                Some(RemoteFile {
-                    path: f.path.clone(),
-                    size: f.size?,
-                    id,
-                })
-            })
-            .collect::<Option<Vec<_>>>()?;
-        Some(Listing {
-            repo: self.repo.clone(),
-            revision: self.revision.clone(),
-            commit: commit.clone(),
-            files,
-        })
-    }
-
-    /// The files of `listing` this want names, sorted by path.
-    fn choose(&self, listing: &Listing) -> Result<Vec<RemoteFile>> {
-        let files = &listing.files;
-        match &self.what {
-            What::Select(selection) => {
-                let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
-                Ok(select(&self.repo, &paths, selection)?
-                    .into_iter()
-                    .map(|i| files[i].clone())
-                    .collect())
-            }
-            What::Exact {
-                files: specs,
-                component,
-            } => {
-                let mut chosen = Vec::with_capacity(specs.len());
-                for spec in specs {
-                    let file = files.iter().find(|f| f.path == spec.path).ok_or_else(|| {
-                        Error::FileNotFound {
-                            repo: self.repo.clone(),
-                            path: spec.path.clone(),
-                            message: if *component {
-                                format!("Additional checkpoint file not found on {}", self.repo)
-                            } else {
-                                format!("not in {} at commit {}", self.repo, listing.commit)
-                            },
-                        }
-                    })?;
-                    chosen.push(file.clone());
-                }
-                chosen.sort_by(|a, b| a.path.cmp(&b.path));
-                chosen.dedup_by(|a, b| a.path == b.path);
-                Ok(chosen)
-            }
-        }
-    }
-}
-
-/// Exact file specs with their paths and any given ids checked.
-fn checked_specs(repo: &str, specs: &[FileSpec]) -> Result<Vec<FileSpec>> {
-    for f in specs {
-        // A path the caller gave is the caller's error, not the hub's.
-        validate_file_path(repo, &f.path).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        let bad = |what: &str| {
-            Error::InvalidArgument(format!("{what} of {repo}/{} is not valid", f.path))
-        };
-        if f.sha256.as_deref().is_some_and(|h| !is_hex(h, 64)) {
-            return Err(bad("sha256"));
-        }
-        if f.git_sha1.as_deref().is_some_and(|h| !is_hex(h, 40)) {
-            return Err(bad("git_sha1"));
-        }
-        if f.size.is_some_and(|n| n > hub::MAX_FILE_SIZE) {
-            return Err(bad("size"));
-        }
-    }
-    Ok(specs.to_vec())
-}
-
 /// One repository of the pull: its listing, its chosen files (sorted), and its cache folder.
 struct Unit {
     listing: Listing,
@@ -679,130 +473,6 @@ struct Unit {
     cache: RepoCache,
     /// The request's wants this unit serves (indexes into `Request::wants`).
     wants: Vec<usize>,
-}
-
-/// Answers from the cache alone: every repository's `refs/<revision>` must name a complete
-/// snapshot that still verifies. Writes nothing.
-fn answer_from_cache(
-    req: &Request,
-    opts: &PullOptions,
-    reporter: &mut Reporter<'_>,
-) -> Result<PullOutcome> {
-    let wanted: Vec<from_cache::Wanted<'_>> = req
-        .wants
-        .iter()
-        .map(|w| from_cache::Wanted {
-            repo: &w.repo,
-            revision: &w.revision,
-            commit: w.commit.as_deref(),
-            what: match &w.what {
-                What::Select(selection) => from_cache::WantedFiles::Select(selection),
-                What::Exact { files, .. } => from_cache::WantedFiles::Exact(files),
-            },
-        })
-        .collect();
-    let cancel = reporter.cancel().clone();
-    // Nothing is written either way; the outcome still says what was asked.
-    from_cache::pull(&req.cache_root, &wanted, reporter, &cancel).map(|o| PullOutcome {
-        dry_run: opts.dry_run,
-        from_cache: true,
-        ..o
-    })
-}
-
-/// The hub could not be reached (`unreachable`, after a few seconds of quick retries): answer
-/// from a complete cached snapshot as huggingface_hub does, or fail with that network error
-/// when the cache cannot answer.
-fn fall_back_to_cache(
-    req: &Request,
-    opts: &PullOptions,
-    reporter: &mut Reporter<'_>,
-    unreachable: Error,
-) -> Result<PullOutcome> {
-    let cause = unreachable.to_string();
-    reporter.emit(&Event::FromCache { cause: &cause })?;
-    match answer_from_cache(req, opts, reporter) {
-        Ok(outcome) => Ok(outcome),
-        Err(Error::Cancelled) => Err(Error::Cancelled),
-        // Not cached (or no longer intact): what the caller must hear about is the network.
-        Err(_) => Err(unreachable),
-    }
-}
-
-/// Resolves every wanted repository to a commit and its chosen files. Wants of the same
-/// repository, ref and commit share one listing call and one unit.
-fn resolve_units(
-    http: &Http,
-    req: &Request,
-    opts: &PullOptions,
-    reporter: &mut Reporter<'_>,
-) -> Result<Vec<Unit>> {
-    let mut units: Vec<Unit> = Vec::new();
-    for (index, want) in req.wants.iter().enumerate() {
-        let same = |u: &Unit| {
-            u.listing.repo == want.repo
-                && u.listing.revision == want.revision
-                && want.commit.as_ref().is_none_or(|c| *c == u.listing.commit)
-        };
-        let pos = match units.iter().position(same) {
-            Some(p) => p,
-            None => {
-                let listing = list(http, want, opts, reporter)?;
-                units.push(Unit {
-                    cache: RepoCache::new(&req.cache_root, &want.repo),
-                    listing,
-                    files: Vec::new(),
-                    wants: Vec::new(),
-                });
-                units.len() - 1
-            }
-        };
-        let unit = &mut units[pos];
-        unit.wants.push(index);
-        for file in want.choose(&unit.listing)? {
-            if !unit.files.iter().any(|f| f.path == file.path) {
-                unit.files.push(file);
-            }
-        }
-        unit.files.sort_by(|a, b| a.path.cmp(&b.path));
-    }
-    Ok(units)
-}
-
-/// The listing of one want: given by the caller, or asked of the hub for the pinned commit or
-/// the revision. Its `revision` is the ref to write.
-fn list(
-    http: &Http,
-    want: &Want,
-    opts: &PullOptions,
-    reporter: &mut Reporter<'_>,
-) -> Result<Listing> {
-    let listing = match want.given_listing() {
-        Some(listing) => listing,
-        None => {
-            let asked = want.commit.as_deref().unwrap_or(&want.revision);
-            let mut listing = hub::fetch_listing(http, &want.repo, asked, opts.retry, reporter)?;
-            if let Some(pin) = &want.commit
-                && listing.commit != *pin
-            {
-                return Err(Error::InvalidResponse {
-                    url: http.endpoint().to_string(),
-                    message: format!(
-                        "asked for commit {pin} of {}, the hub answered {}",
-                        want.repo, listing.commit
-                    ),
-                });
-            }
-            listing.revision = want.revision.clone();
-            listing
-        }
-    };
-    reporter.emit(&Event::Resolved {
-        repo: &want.repo,
-        revision: &want.revision,
-        commit: &listing.commit,
-    })?;
-    Ok(listing)
 }
 
 /// Decides, per file of one repository, where its bytes come from. A complete file in the target
