@@ -389,6 +389,23 @@ impl fmt::Display for Error {
         match self {
             Error::Cancelled => write!(f, "Download cancelled"),
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
+            Error::Internal(m) => write!(f, "internal error: {m}"),
+            Error::NotCached { repo, message } => write!(f, "offline: {repo}: {message}"),
+            Error::RepoNotFound { .. }
+            | Error::Gated { .. }
+            | Error::Unauthorized { .. }
+            | Error::RevisionNotFound { .. }
+            | Error::FileNotFound { .. }
+            | Error::NoFilesSelected { .. } => self.fmt_repository(f),
+            _ => self.fmt_transfer(f),
+        }
+    }
+}
+
+impl Error {
+    /// Messages about what the repository holds or lets us see (lemonade matches some of them).
+    fn fmt_repository(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Error::RepoNotFound {
                 repo,
                 status,
@@ -435,6 +452,13 @@ impl fmt::Display for Error {
             Error::NoFilesSelected { repo, detail } => {
                 write!(f, "No files selected for download from {repo}: {detail}")
             }
+            _ => unreachable_display(f),
+        }
+    }
+
+    /// Messages about the network, the disk and the bytes.
+    fn fmt_transfer(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Error::Network {
                 url,
                 file,
@@ -498,10 +522,14 @@ impl fmt::Display for Error {
             Error::Locked { path, message } => {
                 write!(f, "cannot lock {}: {message}", path.display())
             }
-            Error::Internal(m) => write!(f, "internal error: {m}"),
-            Error::NotCached { repo, message } => write!(f, "offline: {repo}: {message}"),
+            _ => unreachable_display(f),
         }
     }
+}
+
+/// The arm `Display` never routes to a helper; written, not panicked, should a variant be misrouted.
+fn unreachable_display(f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    write!(f, "error")
 }
 
 fn suffix(message: &str) -> String {

@@ -270,19 +270,6 @@ impl OwnedEvent {
     fn of(event: &Event<'_>) -> Self {
         let s = |v: &str| v.to_string();
         match *event {
-            Event::Resolved {
-                repo,
-                revision,
-                commit,
-            } => OwnedEvent::Resolved {
-                repo: s(repo),
-                revision: s(revision),
-                commit: s(commit),
-            },
-            Event::WaitingForLock { repo, path } => OwnedEvent::WaitingForLock {
-                repo: s(repo),
-                path: path.to_path_buf(),
-            },
             Event::PlanFile {
                 file,
                 source,
@@ -294,7 +281,6 @@ impl OwnedEvent {
                 on_disk,
                 totals,
             },
-            Event::Plan { totals } => OwnedEvent::Plan { totals },
             Event::FileStart {
                 file,
                 offset,
@@ -333,15 +319,6 @@ impl OwnedEvent {
                 bytes,
                 how,
             },
-            Event::Reclaimed {
-                repo,
-                snapshot,
-                bytes,
-            } => OwnedEvent::Reclaimed {
-                repo: s(repo),
-                snapshot: s(snapshot),
-                bytes,
-            },
             Event::Retry {
                 file,
                 attempt,
@@ -356,6 +333,37 @@ impl OwnedEvent {
             Event::Restart { file, reason } => OwnedEvent::Restart {
                 file: OwnedFile::of(&file),
                 reason: s(reason),
+            },
+            _ => Self::of_other(event),
+        }
+    }
+
+    /// The events that name no file.
+    fn of_other(event: &Event<'_>) -> Self {
+        let s = |v: &str| v.to_string();
+        match *event {
+            Event::Resolved {
+                repo,
+                revision,
+                commit,
+            } => OwnedEvent::Resolved {
+                repo: s(repo),
+                revision: s(revision),
+                commit: s(commit),
+            },
+            Event::WaitingForLock { repo, path } => OwnedEvent::WaitingForLock {
+                repo: s(repo),
+                path: path.to_path_buf(),
+            },
+            Event::Plan { totals } => OwnedEvent::Plan { totals },
+            Event::Reclaimed {
+                repo,
+                snapshot,
+                bytes,
+            } => OwnedEvent::Reclaimed {
+                repo: s(repo),
+                snapshot: s(snapshot),
+                bytes,
             },
             Event::Complete {
                 repo,
@@ -379,21 +387,12 @@ impl OwnedEvent {
                 on_disk,
             },
             Event::Tick { phase, totals } => OwnedEvent::Tick { phase, totals },
+            _ => unreachable!("events naming a file are converted by the caller"),
         }
     }
 
     fn as_event(&self) -> Event<'_> {
         match self {
-            OwnedEvent::Resolved {
-                repo,
-                revision,
-                commit,
-            } => Event::Resolved {
-                repo,
-                revision,
-                commit,
-            },
-            OwnedEvent::WaitingForLock { repo, path } => Event::WaitingForLock { repo, path },
             OwnedEvent::PlanFile {
                 file,
                 source,
@@ -405,7 +404,6 @@ impl OwnedEvent {
                 on_disk: *on_disk,
                 totals: *totals,
             },
-            OwnedEvent::Plan { totals } => Event::Plan { totals: *totals },
             OwnedEvent::FileStart {
                 file,
                 offset,
@@ -444,15 +442,6 @@ impl OwnedEvent {
                 bytes: *bytes,
                 how: *how,
             },
-            OwnedEvent::Reclaimed {
-                repo,
-                snapshot,
-                bytes,
-            } => Event::Reclaimed {
-                repo,
-                snapshot,
-                bytes: *bytes,
-            },
             OwnedEvent::Retry {
                 file,
                 attempt,
@@ -467,6 +456,33 @@ impl OwnedEvent {
             OwnedEvent::Restart { file, reason } => Event::Restart {
                 file: file.info(),
                 reason,
+            },
+            _ => self.as_other_event(),
+        }
+    }
+
+    /// The events that name no file.
+    fn as_other_event(&self) -> Event<'_> {
+        match self {
+            OwnedEvent::Resolved {
+                repo,
+                revision,
+                commit,
+            } => Event::Resolved {
+                repo,
+                revision,
+                commit,
+            },
+            OwnedEvent::WaitingForLock { repo, path } => Event::WaitingForLock { repo, path },
+            OwnedEvent::Plan { totals } => Event::Plan { totals: *totals },
+            OwnedEvent::Reclaimed {
+                repo,
+                snapshot,
+                bytes,
+            } => Event::Reclaimed {
+                repo,
+                snapshot,
+                bytes: *bytes,
             },
             OwnedEvent::Complete {
                 repo,
@@ -493,6 +509,7 @@ impl OwnedEvent {
                 phase: *phase,
                 totals: *totals,
             },
+            _ => unreachable!("events naming a file are converted by the caller"),
         }
     }
 }
