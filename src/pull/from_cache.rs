@@ -70,70 +70,14 @@ pub(crate) fn pull(
     let mut repos = Vec::new();
     let mut plan = Vec::new();
     for w in wanted {
-        let cache = RepoCache::new(cache_root, w.repo);
-        let commit = match w.commit {
-            Some(c) => c.to_string(),
-            None => resolve(&cache, w.repo, w.revision)?,
-        };
-        let snapshot = cache.snapshot_dir(&commit);
-        let on_disk = complete_files(&snapshot, w.repo, &commit)?;
-        let listed = cached_tree(&cache, &commit);
-        let files = listed.as_ref().unwrap_or(&on_disk);
-        let rels: Vec<&str> = files.iter().map(|(rel, _)| rel.as_str()).collect();
-        let chosen: Vec<usize> = match w.what {
-            WantedFiles::Select(selection) => select(w.repo, &rels, selection)?,
-            WantedFiles::Exact(specs) => specs
-                .iter()
-                .map(|spec| exact(&cache, w.repo, &commit, &rels, &spec.path))
-                .collect::<Result<_>>()?,
-        };
-        if listed.is_some() {
-            for &i in &chosen {
-                let (rel, size) = &files[i];
-                let have = on_disk.iter().find(|(r, _)| r == rel).map(|(_, n)| *n);
-                if have != Some(*size) {
-                    let state = have.map_or("missing".to_string(), |n| format!("{n} bytes"));
-                    return Err(not_cached(
-                        w.repo,
-                        format!(
-                            "snapshot {commit} is incomplete: {rel} is {state}, the cached tree \
-                             listing says {size} bytes"
-                        ),
-                    ));
-                }
-            }
-        }
-        let stamps = Stamps::load(&cache.state_dir(), &commit);
-        for i in chosen {
-            cancel.check()?;
-            let (rel, size) = &files[i];
-            check_stamp(&stamps, &snapshot, rel, *size, w.repo, cancel)?;
-            if !plan
-                .iter()
-                .any(|p: &PlannedFile| p.repo == w.repo && p.path == *rel)
-            {
-                plan.push(PlannedFile {
-                    repo: w.repo.to_string(),
-                    path: rel.clone(),
-                    size: *size,
-                    source: Source::Present,
-                    on_disk: *size,
-                    from: None,
-                });
-            }
-        }
+        let repo = answer_one(cache_root, w, &mut plan, cancel)?;
         reporter.emit(&Event::Resolved {
             repo: w.repo,
             revision: w.revision,
-            commit: &commit,
+            commit: &repo.commit,
         })?;
         if !repos.iter().any(|r: &RepoOutcome| r.repo == w.repo) {
-            repos.push(RepoOutcome {
-                repo: w.repo.to_string(),
-                revision: w.revision.to_string(),
-                commit,
-                snapshot_path: snapshot,
-            });
+            repos.push(repo);
         }
     }
     reporter.set_plan(plan.len() as u32, plan.iter().map(|p| p.size).sum());
@@ -163,6 +107,71 @@ pub(crate) fn pull(
         reclaimed: Vec::new(),
         from_cache: true,
         dry_run: false,
+    })
+}
+
+/// One wanted repository from the cache: its snapshot must hold every chosen file, complete and
+/// verified; adds them to `plan` as present.
+fn answer_one(
+    cache_root: &Path,
+    w: &Wanted<'_>,
+    plan: &mut Vec<PlannedFile>,
+    cancel: &Cancel,
+) -> Result<RepoOutcome> {
+    let cache = RepoCache::new(cache_root, w.repo);
+    let commit = match w.commit {
+        Some(c) => c.to_string(),
+        None => resolve(&cache, w.repo, w.revision)?,
+    };
+    let snapshot = cache.snapshot_dir(&commit);
+    let on_disk = complete_files(&snapshot, w.repo, &commit)?;
+    let listed = cached_tree(&cache, &commit);
+    let files = listed.as_ref().unwrap_or(&on_disk);
+    let rels: Vec<&str> = files.iter().map(|(rel, _)| rel.as_str()).collect();
+    let chosen: Vec<usize> = match w.what {
+        WantedFiles::Select(selection) => select(w.repo, &rels, selection)?,
+        WantedFiles::Exact(specs) => specs
+            .iter()
+            .map(|spec| exact(&cache, w.repo, &commit, &rels, &spec.path))
+            .collect::<Result<_>>()?,
+    };
+    if listed.is_some() {
+        for &i in &chosen {
+            let (rel, size) = &files[i];
+            let have = on_disk.iter().find(|(r, _)| r == rel).map(|(_, n)| *n);
+            if have != Some(*size) {
+                let state = have.map_or("missing".to_string(), |n| format!("{n} bytes"));
+                return Err(not_cached(
+                    w.repo,
+                    format!(
+                        "snapshot {commit} is incomplete: {rel} is {state}, the cached tree \
+                         listing says {size} bytes"
+                    ),
+                ));
+            }
+        }
+    }
+    let stamps = Stamps::load(&cache.state_dir(), &commit);
+    for i in chosen {
+        cancel.check()?;
+        let (rel, size) = &files[i];
+        check_stamp(&stamps, &snapshot, rel, *size, w.repo, cancel)?;
+        if !plan.iter().any(|p| p.repo == w.repo && p.path == *rel) {
+            plan.push(PlannedFile {
+                repo: w.repo.to_string(),
+                path: rel.clone(),
+                size: *size,
+                source: Source::Present,
+                on_disk: *size,
+                from: None,
+            });
+        }
+    }
+    Ok(RepoOutcome {
+        repo: w.repo.to_string(),
+        revision: w.revision.to_string(),
+        commit,
+        snapshot_path: snapshot,
     })
 }
 
