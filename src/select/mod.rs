@@ -276,26 +276,7 @@ fn gguf_variant(listing: &[&str], variant: &str, lower: &str) -> Result<Vec<usiz
         }
     }
 
-    let folder = lower.trim_end_matches('/');
-    let prefix = format!("{folder}/");
-    let mut in_folder: Vec<usize> = (0..listing.len())
-        .filter(eligible)
-        .filter(|&i| listing[i].to_lowercase().starts_with(&prefix))
-        .collect();
-    if in_folder.is_empty() {
-        let dash = format!("-{folder}/");
-        let underscore = format!("_{folder}/");
-        in_folder = (0..listing.len())
-            .filter(eligible)
-            .filter(|&i| match listing[i].find('/') {
-                Some(slash) => listing[i].get(..=slash).is_some_and(|top| {
-                    let top = top.to_lowercase();
-                    top.ends_with(&dash) || top.ends_with(&underscore)
-                }),
-                None => false,
-            })
-            .collect();
-    }
+    let in_folder = folder_variant(listing, lower, &eligible);
     if !in_folder.is_empty() {
         return Ok(in_folder);
     }
@@ -321,6 +302,32 @@ fn gguf_variant(listing: &[&str], variant: &str, lower: &str) -> Result<Vec<usiz
     } else {
         format!("available variants: {}", names.join(", "))
     })
+}
+
+/// The folder rule: GGUF files below `<variant>/`, else below a top folder ending in
+/// `-<variant>/` or `_<variant>/`.
+fn folder_variant(listing: &[&str], lower: &str, eligible: &dyn Fn(&usize) -> bool) -> Vec<usize> {
+    let folder = lower.trim_end_matches('/');
+    let prefix = format!("{folder}/");
+    let in_folder: Vec<usize> = (0..listing.len())
+        .filter(eligible)
+        .filter(|&i| listing[i].to_lowercase().starts_with(&prefix))
+        .collect();
+    if !in_folder.is_empty() {
+        return in_folder;
+    }
+    let dash = format!("-{folder}/");
+    let underscore = format!("_{folder}/");
+    (0..listing.len())
+        .filter(eligible)
+        .filter(|&i| match listing[i].find('/') {
+            Some(slash) => listing[i].get(..=slash).is_some_and(|top| {
+                let top = top.to_lowercase();
+                top.ends_with(&dash) || top.ends_with(&underscore)
+            }),
+            None => false,
+        })
+        .collect()
 }
 
 fn ambiguous(listing: &[&str], variant: &str, groups: &[&Group]) -> String {
