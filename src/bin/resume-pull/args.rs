@@ -154,7 +154,12 @@ pub fn parse(mut argv: impl Iterator<Item = std::ffi::OsString>) -> Result<Comma
             return Err(format!("{name} takes no value"));
         }
     }
-    let (command, repo) = match positional.as_slice() {
+    command_of(args, &positional)
+}
+
+/// The command the positional arguments name, with its repository.
+fn command_of(mut args: Args, positional: &[String]) -> Result<Command, String> {
+    let (command, repo) = match positional {
         [cmd, repo] if cmd == "status" => ("status", repo.clone()),
         [cmd, repo] if cmd == "gc" => ("gc", repo.clone()),
         [repo] if repo != "status" && repo != "gc" => ("pull", repo.clone()),

@@ -104,6 +104,13 @@ impl Renderer {
             Event::FromCache { cause } => {
                 self.say(&format!("{cause}; answering from the cache"));
             }
+            _ => self.human_housekeeping(ev),
+        }
+    }
+
+    /// Lines for bytes moved between snapshot folders.
+    fn human_housekeeping(&mut self, ev: &Event<'_>) {
+        match ev {
             Event::Salvaged {
                 file,
                 from,
@@ -320,6 +327,13 @@ pub fn event_json(ev: &Event<'_>) -> Value {
         } => json!({
             "event": "salvaged", "file": file_json(file), "from": from, "bytes": bytes, "how": how.name()
         }),
+        _ => pulse_json(ev),
+    }
+}
+
+/// Events that end the pull or say how it is getting on, rather than what it did to one file.
+fn pulse_json(ev: &Event<'_>) -> Value {
+    match ev {
         Event::Reclaimed {
             repo,
             snapshot,
@@ -336,13 +350,6 @@ pub fn event_json(ev: &Event<'_>) -> Value {
             "event": "complete", "repo": repo, "commit": commit,
             "snapshot_path": snapshot.display().to_string(), "totals": totals_json(totals)
         }),
-        _ => pulse_json(ev),
-    }
-}
-
-/// Events that say how the pull is getting on rather than what it did.
-fn pulse_json(ev: &Event<'_>) -> Value {
-    match ev {
         Event::Tick { phase, totals } => {
             json!({"event": "tick", "phase": phase.name(), "totals": totals_json(totals)})
         }
