@@ -1,4 +1,5 @@
-//! Talking to the network: the HTTP client ([`http`]), its TLS set-up ([`tls`]), the Hub's metadata API
+//! Talking to the network: the HTTP client ([`http`]), its TLS set-up ([`tls`]) and the trust
+//! check built on both ([`trust`]), the Hub's metadata API
 //! ([`hub`]), when and how long to retry ([`retry`]) and the bandwidth cap ([`throttle`]).
 
 pub(crate) mod http;
@@ -6,3 +7,4 @@ pub(crate) mod hub;
 pub(crate) mod retry;
 pub(crate) mod throttle;
 pub(crate) mod tls;
+pub(crate) mod trust;

@@ -7,6 +7,7 @@
 //! connection, a retry backoff, another process's lock). The observer can cancel by returning
 //! [`Flow::Cancel`] from any event, ticks included.
 
+mod channel;
 mod relay;
 mod reporter;
 

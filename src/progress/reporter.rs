@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::relay::RelayEnd;
+use super::channel::RelayEnd;
 use super::{Event, FileInfo, Flow, Phase, Totals};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
@@ -101,9 +101,14 @@ impl<'o> Reporter<'o> {
         self.snapshot = Some(dir);
     }
 
-    /// Tells the observer what a failed pull leaves behind (its answer cannot undo the failure).
-    pub(crate) fn stopped(&mut self) {
-        let on_disk = self.snapshot.as_deref().map_or(0, bytes_below);
+    /// The main snapshot folder, once known.
+    pub(crate) fn snapshot(&self) -> Option<&std::path::Path> {
+        self.snapshot.as_deref()
+    }
+
+    /// Tells the observer what a failed pull leaves behind (its answer cannot undo the failure):
+    /// `on_disk` bytes in the main snapshot folder.
+    pub(crate) fn stopped(&mut self, on_disk: u64) {
         let totals = self.totals();
         let snapshot = self.snapshot.clone();
         self.notify(&Event::Stopped {
@@ -176,14 +181,6 @@ impl<'o> Reporter<'o> {
         })
     }
 }
-/// Bytes of every file below `dir` (complete files and partials; links not followed).
-fn bytes_below(dir: &std::path::Path) -> u64 {
-    crate::salvage::files_below(dir, crate::salvage::Links::Skip)
-        .iter()
-        .map(|f| f.len)
-        .sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -128,7 +128,13 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
     crate::progress::relay(observer, &cancel, |reporter| {
         let result = run(opts, reporter);
         if result.is_err() {
-            reporter.stopped();
+            let on_disk = reporter.snapshot().map_or(0, |dir| {
+                salvage::files_below(dir, salvage::Links::Skip)
+                    .iter()
+                    .map(|f| f.len)
+                    .sum()
+            });
+            reporter.stopped(on_disk);
         }
         result
     })
