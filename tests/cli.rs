@@ -11,11 +11,10 @@ use common::{TempDir, tree};
 use serde_json::Value;
 use support::mock_hub::{MockFile, MockHub, pseudo_random_bytes};
 
-const BIN: &str = env!("CARGO_BIN_EXE_resume-pull");
 const REPO: &str = "org/model";
 
 fn cli(hub: &MockHub, cache: &std::path::Path) -> Command {
-    let mut c = Command::new(BIN);
+    let mut c = Command::new(common::resume_pull());
     c.env_remove("HF_TOKEN")
         .env_remove("HUGGING_FACE_HUB_TOKEN")
         .env_remove("HF_ENDPOINT")
@@ -109,9 +108,9 @@ fn failures_report_code_and_exit_1() {
 
 #[test]
 fn usage_errors_exit_2_and_help_and_version_work() {
-    let out = Command::new(BIN).output().expect("run");
+    let out = Command::new(common::resume_pull()).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
-    let out = Command::new(BIN)
+    let out = Command::new(common::resume_pull())
         .args(["--bogus", "a/b"])
         .output()
         .expect("run");
@@ -127,13 +126,16 @@ fn usage_errors_exit_2_and_help_and_version_work() {
         ],
         "{stderr}"
     );
-    let out = Command::new(BIN)
+    let out = Command::new(common::resume_pull())
         .args(["--with", "no-colon", "a/b"])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 2);
-    let out = Command::new(BIN).arg("--help").output().expect("run");
+    let out = Command::new(common::resume_pull())
+        .arg("--help")
+        .output()
+        .expect("run");
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout).to_string();
     for flag in [
@@ -148,9 +150,12 @@ fn usage_errors_exit_2_and_help_and_version_work() {
     ] {
         assert!(help.contains(flag), "help lacks {flag}");
     }
-    let out = Command::new(BIN).arg("--version").output().expect("run");
+    let out = Command::new(common::resume_pull())
+        .arg("--version")
+        .output()
+        .expect("run");
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("resume-pull "));
-    let out = Command::new(BIN)
+    let out = Command::new(common::resume_pull())
         .args(["--endpoint", "ftp://x", "a/b"])
         .output()
         .expect("run");
@@ -289,7 +294,7 @@ fn cli_env(
     extra: &[(&str, &str)],
     args: &[&str],
 ) -> std::process::Output {
-    let mut c = Command::new(BIN);
+    let mut c = Command::new(common::resume_pull());
     for v in [
         "HF_TOKEN",
         "HUGGING_FACE_HUB_TOKEN",
@@ -513,7 +518,7 @@ fn status_and_gc_commands() {
     );
 
     let run = |args: &[&str]| {
-        Command::new(BIN)
+        Command::new(common::resume_pull())
             .env_remove("HF_HUB_CACHE")
             .arg("--cache-dir")
             .arg(cache.path())
@@ -555,7 +560,7 @@ fn status_and_gc_commands() {
 #[test]
 fn help_and_readme_document_the_same_flags() {
     let help = String::from_utf8(
-        Command::new(BIN)
+        Command::new(common::resume_pull())
             .arg("--help")
             .output()
             .expect("help")

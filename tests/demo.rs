@@ -156,7 +156,7 @@ impl Demo {
     }
 
     fn resume_pull(&self, args: &[String]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_resume-pull"));
+        let mut cmd = Command::new(common::resume_pull());
         cmd.args(args.iter().map(|a| self.local(a)))
             .env_remove("HF_TOKEN")
             .env_remove("HF_ENDPOINT")
@@ -191,7 +191,7 @@ impl Demo {
 }
 
 fn examples_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_resume-pull"))
+    common::resume_pull()
         .parent()
         .expect("target dir")
         .join("examples")

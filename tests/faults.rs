@@ -612,7 +612,7 @@ fn api_retries_are_bounded_too() {
 // ---------------------------------------------------------------------------------------------
 
 fn cli(hub: &MockHub, cache: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_resume-pull"));
+    let mut c = Command::new(common::resume_pull());
     c.env_remove("HF_TOKEN")
         .env_remove("HUGGING_FACE_HUB_TOKEN")
         .env_remove("HF_ENDPOINT")

@@ -81,7 +81,7 @@ fn run_scenario(seed: u64, kills: u32, connections: u32) {
 
     for k in 0..kills {
         let target = rng.below(repo_size);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_resume-pull"))
+        let mut child = Command::new(common::resume_pull())
             .env_remove("HF_TOKEN")
             .args([
                 "--json",
@@ -135,7 +135,7 @@ fn run_scenario(seed: u64, kills: u32, connections: u32) {
     // A parallel partial must also finish with one connection.
     let last = if rng.below(2) == 0 { 1 } else { connections };
     println!("final pull with {last} connection(s)");
-    let out = Command::new(env!("CARGO_BIN_EXE_resume-pull"))
+    let out = Command::new(common::resume_pull())
         .env_remove("HF_TOKEN")
         .args([
             "--json",

@@ -103,7 +103,7 @@ fn what_the_cache_cannot_answer_is_not_cached() {
 #[test]
 fn hf_hub_offline_environment_variable_is_honoured_by_the_cli() {
     let (_hub, sha, cache) = setup();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_resume-pull"))
+    let out = std::process::Command::new(common::resume_pull())
         .env("HF_HUB_OFFLINE", "1")
         .env_remove("HF_TOKEN")
         .args(["--json", "--endpoint", DEAD, "--cache-dir"])

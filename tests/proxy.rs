@@ -85,7 +85,7 @@ fn tunnel(client: TcpStream, seen: &Mutex<Vec<String>>) {
 }
 
 fn run(hub: &MockHub, cache: &std::path::Path, env: &[(&str, &str)]) -> std::process::Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_resume-pull"));
+    let mut c = Command::new(common::resume_pull());
     for v in [
         "HF_TOKEN",
         "ALL_PROXY",

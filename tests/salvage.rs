@@ -549,7 +549,7 @@ fn dry_run_plans_salvage_and_cleanup_without_writing() {
     assert_eq!(out.plan[0].missing(), (2 * MB) as u64);
     assert_eq!(out.reclaimed.len(), 1);
     // The CLI's dry run says the same.
-    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_resume-pull"))
+    let cli = std::process::Command::new(common::resume_pull())
         .args([
             "--endpoint",
             &hub.endpoint(),
@@ -607,7 +607,7 @@ fn crash_between_salvage_steps_loses_nothing() {
             &[("a.gguf", &a[..MB]), ("b.gguf", &b[..2 * MB])],
         );
         fs::write(orphan.join("c.gguf"), &c).expect("complete file in orphan");
-        let status = std::process::Command::new(env!("CARGO_BIN_EXE_resume-pull"))
+        let status = std::process::Command::new(common::resume_pull())
             .env(
                 "LEMON_PULL_TEST_CRASH_AFTER_SALVAGE_STEPS",
                 crash_after.to_string(),

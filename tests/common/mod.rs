@@ -183,3 +183,22 @@ pub fn tree(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// The `resume-pull` binary of the workspace's CLI crate, which `cargo test` (whose default
+/// members include `cli/`) builds next to the test executables: `target/<profile>/resume-pull`.
+pub fn resume_pull() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    // target/<profile>/deps/<test> -> target/<profile>/resume-pull
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target folder");
+    let bin = dir.join(format!("resume-pull{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the tests with `cargo test` at the workspace root (it builds the CLI), \
+         or `cargo build -p resume-pull` first",
+        bin.display()
+    );
+    bin
+}
