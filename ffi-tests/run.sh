@@ -242,6 +242,8 @@ curl -fsS -o /dev/null -X POST "$endpoint/admin/reset" || fail "hub reset"
 hub_fault "target=api&kind=status&code=429&retry_after=30"
 run_program "test_c backoff-cancel" "$bin/test_c" backoff-cancel "$work/cache-test_c-backoff-cancel"
 curl -fsS -o /dev/null -X POST "$endpoint/admin/reset" || fail "hub reset"
+echo "== test_c unreachable"
+run_program "test_c unreachable" "$bin/test_c" unreachable "$work/cache-test_c-unreachable"
 echo "== test_c lock-cancel"
 run_program "test_c lock-cancel" "$bin/test_c" lock-cancel "$work/cache-test_c-lock-cancel"
 

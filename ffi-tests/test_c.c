@@ -16,6 +16,8 @@
  *   lock-cancel    cancel from the callback 1 s into a wait for the repository's lock
  *   pinned      a pinned commit with an exact file list after main moved (LEMON_TEST_COMMIT2 is
  *               main's newer commit of LEMON_TEST_REPO2)
+ *   unreachable with a complete snapshot cached, a refusing endpoint answers from the cache
+ *               (from_cache = 1) within seconds; NO_CACHE_FALLBACK makes it NETWORK
  *   hermetic    HF_* and proxy variables in the environment change nothing without
  *               LEMON_PULL_FLAG_READ_ENVIRONMENT (run.sh checks that no token reached the hub)
  *   environment with the flag, HF_ENDPOINT, HF_HUB_CACHE, HF_TOKEN and HF_HUB_OFFLINE apply
@@ -851,6 +853,54 @@ static void phase_pinned(const char *cache) {
     lemon_pull_result_free(&r);
 }
 
+static int32_t count_from_cache(void *user_data, const lemon_progress *p) {
+    if (p->kind == LEMON_PROGRESS_KIND_FROM_CACHE) ++*(int *)user_data;
+    return 0;
+}
+
+static void phase_unreachable(const char *cache) {
+    lemon_pull_options o;
+    lemon_pull_result r = {0};
+    const char *config[1] = {"config.json"};
+    char detail[512];
+    double started, took;
+    int from_cache_events = 0;
+    lemon_status s;
+
+    base_options(&o, cache);
+    o.include = config;
+    o.include_len = 1;
+    s = lemon_resume_pull(&o, &r);
+    check("first pull caches the snapshot", s == LEMON_STATUS_OK, or_null(r.error_message));
+    lemon_pull_result_free(&r);
+
+    o.endpoint = "http://127.0.0.1:9"; /* the discard port: nothing listens here */
+    o.progress_cb = count_from_cache;
+    o.user_data = &from_cache_events;
+    o.max_retries = 10; /* the library's own quick give-up must apply, not the retry budget */
+    o.initial_retry_delay_ms = 2000;
+    started = now_ms();
+    s = lemon_resume_pull(&o, &r);
+    took = now_ms() - started;
+    snprintf(detail, sizeof detail, "status %d in %.0f ms: %s", (int)s, took, or_null(r.error_message));
+    printf("measured c/%s: fallback %s\n", g_phase, detail);
+    check("an unreachable hub is answered from the cached snapshot", s == LEMON_STATUS_OK && r.from_cache == 1,
+          detail);
+    check("within 5 s, with a FROM_CACHE event", took <= 5000 && from_cache_events == 1, detail);
+    check("the cached commit", streq(r.commit, env("LEMON_TEST_COMMIT")), or_null(r.commit));
+    lemon_pull_result_free(&r);
+
+    o.flags = LEMON_PULL_FLAG_NO_CACHE_FALLBACK;
+    started = now_ms();
+    s = lemon_resume_pull(&o, &r);
+    took = now_ms() - started;
+    snprintf(detail, sizeof detail, "status %d in %.0f ms: %s", (int)s, took, or_null(r.error_message));
+    printf("measured c/%s: strict %s\n", g_phase, detail);
+    check("NO_CACHE_FALLBACK: NETWORK naming the endpoint, within 30 s",
+          s == LEMON_STATUS_NETWORK && contains(r.error_message, "127.0.0.1:9") && took <= 30000, detail);
+    lemon_pull_result_free(&r);
+}
+
 /* Variables that would change the pull if the library read them; HF_ENDPOINT and the proxies point
  * at a port where nothing listens. */
 static void set_hostile_environment(const char *cache) {
@@ -978,6 +1028,8 @@ int main(int argc, char **argv) {
         phase_lock_cancel(cache);
     } else if (strcmp(g_phase, "pinned") == 0) {
         phase_pinned(cache);
+    } else if (strcmp(g_phase, "unreachable") == 0) {
+        phase_unreachable(cache);
     } else if (strcmp(g_phase, "hermetic") == 0) {
         phase_hermetic(cache);
     } else if (strcmp(g_phase, "environment") == 0) {
