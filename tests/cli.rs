@@ -597,3 +597,46 @@ fn help_and_readme_document_the_same_flags() {
         );
     }
 }
+
+#[test]
+fn an_unreachable_hub_is_answered_from_the_cache_and_the_result_says_so() {
+    let (hub, sha) = repo_with(1000);
+    let cache = TempDir::new("cli-unreachable");
+    let first = cli(&hub, cache.path()).arg(REPO).output().expect("run");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let refusing = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://127.0.0.1:{}", l.local_addr().expect("addr").port())
+    };
+    let run = |extra: &[&str]| {
+        let mut c = cli(&hub, cache.path());
+        c.args(["--json", "--endpoint", &refusing])
+            .args(extra)
+            .arg(REPO);
+        let started = std::time::Instant::now();
+        let out = c.output().expect("run");
+        (out, started.elapsed())
+    };
+    let (out, took) = run(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out.stdout);
+    assert!(lines.iter().any(|l| l["event"] == "from_cache"));
+    let result = lines.last().expect("result");
+    assert_eq!(result["from_cache"], true);
+    assert_eq!(result["commit"], sha.as_str());
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+
+    let (out, _) = run(&["--no-cache-fallback"]);
+    assert_eq!(out.status.code(), Some(1));
+    let result = json_lines(&out.stdout).pop().expect("result");
+    assert_eq!(result["error"]["code"], "network");
+}
