@@ -4,33 +4,30 @@
 //! repository keeps its own `models--…` folder, snapshot and ref, while the one manifest lives in
 //! the main snapshot (lemonade's multi-repo layout).
 
+mod commit;
+mod execute;
 mod fallback;
 pub(crate) mod from_cache;
 mod keep_previous;
+mod plan;
 mod request;
 mod resolve;
 
 use fallback::{answer_from_cache, fall_back_to_cache};
+use plan::Plan;
 use request::{Request, Want};
 use resolve::resolve_units;
 
 use std::path::PathBuf;
 
-use crate::cache::{RepoCache, RepoLock, fsync_dir, remove_file_if_exists};
+use crate::cache::{RepoCache, RepoLock};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
-use crate::manifest::{Manifest, ManifestFile};
 use crate::net::http::{Http, HttpConfig};
-use crate::net::hub::{self, Listing, RemoteFile};
-use crate::options::{MAX_CONNECTIONS, PullOptions, resolve_token};
+use crate::net::hub::{Listing, RemoteFile};
+use crate::options::{PullOptions, resolve_token};
 use crate::progress::{Event, FileInfo, Observer, Phase, Reporter, Source, Totals};
-use crate::repo_path::is_commit_sha;
-use crate::salvage::{self, Candidate, IdIndex, Scan};
-use crate::stamps::Stamps;
-use crate::transfer::checkpoint::Checkpoint;
-use crate::transfer::segments::Sidecar;
-use crate::transfer::{self, Task};
-use crate::verify::hash_file;
+use crate::salvage;
 
 /// What a successful pull did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,7 +137,8 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
     })
 }
 
-/// The pipeline itself, on the relay's worker thread.
+/// The pipeline itself, on the relay's worker thread: request → offline or online → resolve →
+/// lock → plan → salvage → transfer → commit.
 fn run(opts: &PullOptions, reporter: &mut Reporter<'_>) -> Result<PullOutcome> {
     let from_env;
     let opts = if opts.read_environment {
@@ -150,10 +148,52 @@ fn run(opts: &PullOptions, reporter: &mut Reporter<'_>) -> Result<PullOutcome> {
         opts
     };
     let req = Request::from_options(opts)?;
-    let cancel = reporter.cancel().clone();
     if opts.offline {
         return answer_from_cache(&req, opts, reporter);
     }
+    let http = connect(&req, opts, reporter.cancel())?;
+    reporter.set_phase(Phase::Resolve);
+    let mut units = match resolve_units(&http, &req, opts, reporter) {
+        Err(
+            e @ Error::Network {
+                unreachable: Some(_),
+                ..
+            },
+        ) if opts.cache_fallback => {
+            return fall_back_to_cache(&req, opts, reporter, e);
+        }
+        other => other?,
+    };
+    reporter.set_snapshot(units[0].cache.snapshot_dir(&units[0].listing.commit));
+    reporter.set_phase(Phase::Lock);
+    let _locks = lock_all(&units, &req, opts, reporter)?;
+    if opts.keep_unchanged_snapshot {
+        for unit in &mut units {
+            let wants: Vec<&Want> = unit.wants.iter().map(|&i| &req.wants[i]).collect();
+            keep_previous::keep_if_unchanged(&http, unit, &wants, opts, reporter)?;
+        }
+    }
+    reporter.set_phase(Phase::Plan);
+    let mut plan = Plan::build(&units, opts.dry_run, reporter)?;
+    let mut outcome = outcome_of(&units, &plan, opts, reporter);
+    if opts.dry_run {
+        outcome.reclaimed = commit::reclaimable(&units, &plan);
+        return Ok(outcome);
+    }
+    plan::preflight_space(&units, &outcome.plan)?;
+    let manifest_path = commit::mark_in_progress(&http, &units, &plan)?;
+    reporter.set_phase(Phase::Salvage);
+    let moved = execute::salvage_all(&units, &mut plan, reporter)?;
+    outcome.plan = plan.planned();
+    reporter.set_phase(Phase::Transfer);
+    execute::transfer_all(&http, &units, &mut plan, opts, reporter)?;
+    reporter.set_phase(Phase::Commit);
+    commit::finish(&units, &plan, &manifest_path, moved, &mut outcome, reporter)?;
+    Ok(outcome)
+}
+
+/// The HTTP client of this pull.
+fn connect(req: &Request, opts: &PullOptions, cancel: &Cancel) -> Result<Http> {
     let http = Http::new(
         &HttpConfig {
             endpoint: req.endpoint.clone(),
@@ -169,70 +209,50 @@ fn run(opts: &PullOptions, reporter: &mut Reporter<'_>) -> Result<PullOutcome> {
         cancel.clone(),
     )?;
     cancel.check()?;
-    reporter.set_phase(Phase::Resolve);
-    let units = match resolve_units(&http, &req, opts, reporter) {
-        Err(
-            e @ Error::Network {
-                unreachable: Some(_),
-                ..
-            },
-        ) if opts.cache_fallback => {
-            return fall_back_to_cache(&req, opts, reporter, e);
-        }
-        other => other?,
-    };
-    reporter.set_phase(Phase::Lock);
-    reporter.set_snapshot(units[0].cache.snapshot_dir(&units[0].listing.commit));
+    Ok(http)
+}
 
-    // Locks are taken in a fixed order (by folder) so two multi-repo pulls cannot deadlock.
-    let mut lock_order: Vec<&Unit> = units.iter().collect();
-    lock_order.sort_by(|a, b| a.cache.dir().cmp(b.cache.dir()));
+/// Takes every repository's lock (none for a dry run), in a fixed order (by folder) so two
+/// multi-repo pulls cannot deadlock; waits cancellably, reporting the wait.
+fn lock_all(
+    units: &[Unit],
+    req: &Request,
+    opts: &PullOptions,
+    reporter: &mut Reporter<'_>,
+) -> Result<Vec<RepoLock>> {
+    if opts.dry_run {
+        return Ok(Vec::new());
+    }
+    let cancel = reporter.cancel().clone();
+    let mut order: Vec<&Unit> = units.iter().collect();
+    order.sort_by(|a, b| a.cache.dir().cmp(b.cache.dir()));
     // Two units of one repository (two refs) share its folder and so its lock: take it once, or
     // the second attempt would wait for ourselves.
-    lock_order.dedup_by(|a, b| a.cache.dir() == b.cache.dir());
-    let mut _locks: Vec<RepoLock> = Vec::new();
-    if !opts.dry_run {
-        for unit in lock_order {
-            _locks.push(unit.cache.lock(&cancel, |path| {
-                reporter.emit(&Event::WaitingForLock {
-                    repo: &unit.listing.repo,
-                    path,
-                })
-            })?);
-        }
-        // The locks created the cache root if it was missing.
-        crate::cache::tag_cache_root(&req.cache_root);
+    order.dedup_by(|a, b| a.cache.dir() == b.cache.dir());
+    let mut locks = Vec::with_capacity(order.len());
+    for unit in order {
+        locks.push(unit.cache.lock(&cancel, |path| {
+            reporter.emit(&Event::WaitingForLock {
+                repo: &unit.listing.repo,
+                path,
+            })
+        })?);
     }
-    let mut units = units;
-    if opts.keep_unchanged_snapshot {
-        for unit in &mut units {
-            let wants: Vec<&Want> = unit.wants.iter().map(|&i| &req.wants[i]).collect();
-            keep_previous::keep_if_unchanged(&http, unit, &wants, opts, reporter)?;
-        }
-    }
+    // The locks created the cache root if it was missing.
+    crate::cache::tag_cache_root(&req.cache_root);
+    Ok(locks)
+}
 
-    reporter.set_phase(Phase::Plan);
-    let ids = IdIndex::build(&units.iter().map(|u| &u.cache).collect::<Vec<_>>());
-    let mut stamps: Vec<Stamps> = units
-        .iter()
-        .map(|u| Stamps::load(&u.cache.state_dir(), &u.listing.commit))
-        .collect();
-    let mut plan = Vec::new();
-    let mut picks: Vec<Option<Candidate>> = Vec::new();
-    let scans: Vec<Scan> = units
-        .iter()
-        .map(|u| salvage::scan(&u.cache, &u.listing.commit, &ids))
-        .collect();
-    for ((unit, stamps), scan) in units.iter().zip(&mut stamps).zip(&scans) {
-        for (planned, pick) in plan_unit(unit, scan, stamps, &cancel, opts.dry_run)? {
-            plan.push(planned);
-            picks.push(pick);
-        }
-    }
-    report_plan(reporter, &plan)?;
-
+/// The outcome as planned: every repository's snapshot and the plan.
+fn outcome_of(
+    units: &[Unit],
+    plan: &Plan,
+    opts: &PullOptions,
+    reporter: &Reporter<'_>,
+) -> PullOutcome {
     let main = &units[0];
-    let mut outcome = PullOutcome {
+    let planned = plan.planned();
+    PullOutcome {
         repo: main.listing.repo.clone(),
         revision: main.listing.revision.clone(),
         commit: main.listing.commit.clone(),
@@ -246,230 +266,13 @@ fn run(opts: &PullOptions, reporter: &mut Reporter<'_>) -> Result<PullOutcome> {
                 snapshot_path: u.cache.snapshot_dir(&u.listing.commit),
             })
             .collect(),
-        files: plan.len() as u32,
+        files: planned.len() as u32,
         totals: reporter.totals(),
-        plan,
+        plan: planned,
         reclaimed: Vec::new(),
         from_cache: false,
         dry_run: opts.dry_run,
-    };
-    if opts.dry_run {
-        for (unit, l) in removable_orphans(&units, &scans, None) {
-            outcome.reclaimed.push(Reclaimed {
-                repo: unit.listing.repo.clone(),
-                snapshot: l.folder.name,
-                bytes: l.bytes,
-            });
-        }
-        return Ok(outcome);
     }
-
-    preflight_space(&units, &outcome.plan)?;
-
-    // The manifest marks the target in progress before anything moves into it, so a crash at any
-    // later point leaves a folder that every reader (and the next pull) treats as unfinished.
-    let manifest_path = main.cache.manifest_path(&main.listing.commit);
-    let all_present = outcome.plan.iter().all(|p| p.source == Source::Present);
-    if !all_present || manifest_path.exists() {
-        write_manifest(&http, &units)?;
-    }
-    let mut step = 0;
-    let mut index = 0;
-    reporter.set_phase(Phase::Salvage);
-    for (unit, stamps) in units.iter().zip(&mut stamps) {
-        for file in &unit.files {
-            let info = FileInfo {
-                repo: &unit.listing.repo,
-                path: &file.path,
-                index: index as u32 + 1,
-                size: file.size,
-            };
-            if let Some(c) = &picks[index] {
-                let planned = &mut outcome.plan[index];
-                salvage_one(unit, file, info, c, planned, stamps, reporter, &mut step)?;
-            }
-            index += 1;
-        }
-    }
-
-    let mut index = 0;
-    reporter.set_phase(Phase::Transfer);
-    for (unit, stamps) in units.iter().zip(&mut stamps) {
-        for file in &unit.files {
-            let planned = outcome.plan[index].clone();
-            index += 1;
-            let info = FileInfo {
-                repo: &unit.listing.repo,
-                path: &file.path,
-                index: index as u32,
-                size: file.size,
-            };
-            if matches!(
-                planned.source,
-                Source::Present | Source::SalvageFile | Source::Link
-            ) {
-                if planned.source == Source::Present {
-                    reporter.add_reused(file.size, false);
-                }
-                reporter.file_start(info, file.size)?;
-                reporter.file_done(info, true)?;
-                continue;
-            }
-            let task = Task {
-                file: info,
-                id: &file.id,
-                commit: &unit.listing.commit,
-                url: hub::file_url(
-                    http.endpoint(),
-                    &unit.listing.repo,
-                    &unit.listing.commit,
-                    &file.path,
-                ),
-                final_path: unit.cache.file_path(&unit.listing.commit, &file.path),
-                partial_path: unit.cache.partial_path(&unit.listing.commit, &file.path),
-                checkpoint: Checkpoint::new(&unit.cache.state_dir(), &file.id),
-                segments: Sidecar::new(&unit.cache.state_dir(), &file.id),
-                connections: opts.connections.clamp(1, MAX_CONNECTIONS),
-            };
-            let fetched = transfer::fetch(&http, opts.retry, reporter, &task)?;
-            reporter.add_reused(fetched.reused, planned.source == Source::SalvagePartial);
-            stamps.mark(&file.path, &task.final_path, &file.id);
-            stamps.save()?;
-            reporter.file_done(info, fetched.reused == file.size)?;
-        }
-    }
-
-    reporter.set_phase(Phase::Commit);
-    commit(&units, &manifest_path)?;
-    // Only salvage moves files out of other folders: without a move, the first scan still holds.
-    let moved = step > 0;
-    for (unit, l) in removable_orphans(&units, &scans, moved.then_some(&ids)) {
-        // Cleanup is a courtesy: the pull has committed, so a folder that cannot be removed
-        // now is left for the next pull rather than turned into a failure.
-        if salvage::remove_orphan(&unit.cache, &l.folder.name).is_err() {
-            continue;
-        }
-        reporter.notify(&Event::Reclaimed {
-            repo: &unit.listing.repo,
-            snapshot: &l.folder.name,
-            bytes: l.bytes,
-        });
-        outcome.reclaimed.push(Reclaimed {
-            repo: unit.listing.repo.clone(),
-            snapshot: l.folder.name,
-            bytes: l.bytes,
-        });
-    }
-    outcome.totals = reporter.totals();
-    reporter.notify(&Event::Complete {
-        repo: &main.listing.repo,
-        commit: &main.listing.commit,
-        snapshot: &outcome.snapshot_path,
-        totals: outcome.totals,
-    });
-    Ok(outcome)
-}
-
-/// Fails early, before a byte is written, when the disk cannot hold what is still missing.
-/// Partials already on disk (anywhere in the cache) are credited; salvage only renames or links.
-fn preflight_space(units: &[Unit], plan: &[PlannedFile]) -> Result<()> {
-    let needed: u64 = plan.iter().map(PlannedFile::missing).sum();
-    if needed == 0 {
-        return Ok(());
-    }
-    let dir = units[0].cache.state_dir();
-    match fs4::available_space(&dir) {
-        Ok(available) if available < needed => Err(Error::InsufficientSpace {
-            path: dir,
-            needed,
-            available,
-        }),
-        // A file system that cannot report free space is not a reason to refuse the pull.
-        _ => Ok(()),
-    }
-}
-
-/// Brings one salvage candidate into the target. Complete copies are verified first (unless a stamp
-/// proves them) and a copy that fails is left where it is and the file is downloaded instead.
-#[allow(clippy::too_many_arguments)]
-fn salvage_one(
-    unit: &Unit,
-    file: &RemoteFile,
-    info: FileInfo<'_>,
-    c: &Candidate,
-    planned: &mut PlannedFile,
-    stamps: &mut Stamps,
-    reporter: &mut Reporter<'_>,
-    step: &mut u32,
-) -> Result<()> {
-    let commit = &unit.listing.commit;
-    let final_path = unit.cache.file_path(commit, &file.path);
-    let checkpoint = Checkpoint::new(&unit.cache.state_dir(), &file.id);
-    if c.partial {
-        salvage::adopt(c, &final_path)?;
-        // The record describes whatever partial was here before; the adopted one is judged afresh.
-        checkpoint.clear();
-        salvage::crash_point(step);
-        return reporter.emit(&Event::Salvaged {
-            file: info,
-            from: &c.snapshot,
-            bytes: c.len,
-            how: planned.source,
-        });
-    }
-    let cancel = reporter.cancel().clone();
-    if !c.verified && hash_file(&c.path, &file.id, file.size, &cancel)? != file.id {
-        let reason = format!(
-            "copy in snapshot {} did not verify; downloading instead",
-            c.snapshot
-        );
-        *planned = PlannedFile {
-            source: Source::Download,
-            on_disk: 0,
-            from: None,
-            ..planned.clone()
-        };
-        return reporter.emit(&Event::Restart {
-            file: info,
-            reason: &reason,
-        });
-    }
-    salvage::adopt(c, &final_path)?;
-    salvage::crash_point(step);
-    remove_file_if_exists(&unit.cache.partial_path(commit, &file.path))?;
-    checkpoint.clear();
-    Sidecar::new(&unit.cache.state_dir(), &file.id).clear();
-    stamps.mark(&file.path, &final_path, &file.id);
-    stamps.save()?;
-    reporter.add_reused(file.size, true);
-    reporter.emit(&Event::Salvaged {
-        file: info,
-        from: &c.snapshot,
-        bytes: file.size,
-        how: planned.source,
-    })
-}
-
-/// The orphaned snapshot folders of every repository that hold nothing a later pull could use.
-/// `scans` were taken before salvage; with `rescan_ids` (salvage has moved files since) the folders
-/// are scanned again, else (a dry run, or nothing moved) judged as scanned.
-fn removable_orphans<'u>(
-    units: &'u [Unit],
-    scans: &[Scan],
-    rescan_ids: Option<&IdIndex>,
-) -> Vec<(&'u Unit, salvage::Leftover)> {
-    units
-        .iter()
-        .zip(scans)
-        .flat_map(|(unit, before)| {
-            let rescanned =
-                rescan_ids.map(|ids| salvage::scan(&unit.cache, &unit.listing.commit, ids));
-            let now = rescanned.as_ref().unwrap_or(before);
-            salvage::judge_orphans(now, before, &unit.listing.files, &unit.files)
-                .into_iter()
-                .map(move |l| (unit, l))
-        })
-        .collect()
 }
 
 /// One repository of the pull: its listing, its chosen files (sorted), and its cache folder.
@@ -479,129 +282,4 @@ struct Unit {
     cache: RepoCache,
     /// The request's wants this unit serves (indexes into `Request::wants`).
     wants: Vec<usize>,
-}
-
-/// Decides, per file of one repository, where its bytes come from. A complete file in the target
-/// without a valid stamp is hashed once; if it does not match it is removed so it can never pass as
-/// a good copy. Otherwise the best copy anywhere in `snapshots/` is picked (see [`salvage`]).
-fn plan_unit(
-    unit: &Unit,
-    scan: &Scan,
-    stamps: &mut Stamps,
-    cancel: &Cancel,
-    dry_run: bool,
-) -> Result<Vec<(PlannedFile, Option<Candidate>)>> {
-    let commit = &unit.listing.commit;
-    let mut plan = Vec::with_capacity(unit.files.len());
-    for file in &unit.files {
-        cancel.check()?;
-        let final_path = unit.cache.file_path(commit, &file.path);
-        let present = match std::fs::metadata(&final_path) {
-            Ok(m) if m.is_file() && m.len() == file.size => {
-                if stamps.is_verified(&file.path, &final_path, &file.id) {
-                    true
-                } else if hash_file(&final_path, &file.id, file.size, cancel)? == file.id {
-                    stamps.mark(&file.path, &final_path, &file.id);
-                    true
-                } else {
-                    false
-                }
-            }
-            _ => false,
-        };
-        if !present && final_path.is_file() && !dry_run {
-            // Wrong size or wrong content under the final name: it must not survive.
-            remove_file_if_exists(&final_path)?;
-        }
-        let planned = |source, on_disk, from: Option<&str>| PlannedFile {
-            repo: unit.listing.repo.clone(),
-            path: file.path.clone(),
-            size: file.size,
-            source,
-            on_disk,
-            from: from.map(str::to_string),
-        };
-        let entry = if present {
-            (planned(Source::Present, file.size, None), None)
-        } else {
-            match salvage::best(scan, file) {
-                None => (planned(Source::Download, 0, None), None),
-                Some(c) if c.in_target => (planned(Source::Resume, c.len, None), None),
-                Some(c) => {
-                    let source = match (c.partial, c.committed) {
-                        (true, _) => Source::SalvagePartial,
-                        (false, false) => Source::SalvageFile,
-                        (false, true) => Source::Link,
-                    };
-                    (planned(source, c.len, Some(&c.snapshot)), Some(c.clone()))
-                }
-            }
-        };
-        plan.push(entry);
-    }
-    if !dry_run {
-        stamps.save()?;
-    }
-    Ok(plan)
-}
-
-fn report_plan(reporter: &mut Reporter<'_>, plan: &[PlannedFile]) -> Result<()> {
-    reporter.set_plan(plan.len() as u32, plan.iter().map(|p| p.size).sum());
-    let totals = reporter.totals();
-    for (i, p) in plan.iter().enumerate() {
-        let file = p.info(i);
-        reporter.emit(&Event::PlanFile {
-            file,
-            source: p.source,
-            on_disk: p.on_disk,
-            totals,
-        })?;
-    }
-    let mut totals = reporter.totals();
-    totals.done_bytes = plan.iter().map(|p| p.on_disk).sum();
-    reporter.emit(&Event::Plan { totals })
-}
-
-/// Writes lemonade's manifest into the main snapshot, listing the files of every repository with
-/// the folder each one really lives in.
-fn write_manifest(http: &Http, units: &[Unit]) -> Result<()> {
-    let main = &units[0];
-    let files = units
-        .iter()
-        .flat_map(|u| {
-            let dir = u.cache.snapshot_dir(&u.listing.commit);
-            u.files.iter().map(move |f| ManifestFile {
-                name: f.path.clone(),
-                url: hub::file_url(http.endpoint(), &u.listing.repo, &u.listing.commit, &f.path),
-                size: f.size,
-                download_path: Some(dir.clone()),
-                id: Some(f.id.clone()),
-            })
-        })
-        .collect();
-    let manifest = Manifest {
-        repo_id: main.listing.repo.clone(),
-        commit_hash: main.listing.commit.clone(),
-        download_path: main.cache.snapshot_dir(&main.listing.commit),
-        files,
-    };
-    manifest.write(&main.cache.manifest_path(&main.listing.commit))
-}
-
-/// Marks the pull complete: the manifest goes first (every snapshot is whole), then the refs name
-/// the new commits.
-fn commit(units: &[Unit], manifest_path: &std::path::Path) -> Result<()> {
-    remove_file_if_exists(manifest_path)?;
-    if let Some(dir) = manifest_path.parent() {
-        fsync_dir(dir)?;
-    }
-    for u in units {
-        let rev = &u.listing.revision;
-        if !is_commit_sha(rev)
-            && u.cache.read_ref(rev).as_deref() != Some(u.listing.commit.as_str())
-        {
-            u.cache.write_ref(rev, &u.listing.commit)?;
-        }
-    }
-    Ok(())
 }
