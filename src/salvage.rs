@@ -608,20 +608,6 @@ fn empty_trash(trash: &Path) {
     }
 }
 
-/// Test hook: abort the process after this many salvage steps (moves and links), to prove that a
-/// crash between steps loses nothing. Only in debug builds.
-pub(crate) fn crash_point(step: &mut u32) {
-    *step += 1;
-    #[cfg(debug_assertions)]
-    if let Some(n) = std::env::var("LEMON_PULL_TEST_CRASH_AFTER_SALVAGE_STEPS")
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-        && *step >= n
-    {
-        std::process::abort();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -575,6 +575,73 @@ fn dry_run_plans_salvage_and_cleanup_without_writing() {
 }
 
 #[cfg(unix)]
+const CRASH_AFTER: &str = "LEMON_PULL_SALVAGE_CHILD_CRASH_AFTER";
+#[cfg(unix)]
+const CRASH_ENDPOINT: &str = "LEMON_PULL_SALVAGE_CHILD_ENDPOINT";
+#[cfg(unix)]
+const CRASH_CACHE: &str = "LEMON_PULL_SALVAGE_CHILD_CACHE";
+
+/// Run by `crash_between_salvage_steps_loses_nothing` in a child process (these variables are read
+/// here only, never by the library): pulls, and aborts the process at the `Salvaged` event of
+/// the Nth salvage step. A partial's event comes right after its move; a complete copy's after
+/// its move and its bookkeeping (stamp saved).
+#[cfg(unix)]
+#[test]
+#[ignore = "helper: run in a child process by crash_between_salvage_steps_loses_nothing"]
+fn child_pull_aborting_after_salvage_steps() {
+    let Ok(crash_after) = std::env::var(CRASH_AFTER) else {
+        return;
+    };
+    let crash_after: u32 = crash_after.parse().expect("step count");
+    let endpoint = std::env::var(CRASH_ENDPOINT).expect("endpoint");
+    let cache = PathBuf::from(std::env::var_os(CRASH_CACHE).expect("cache"));
+    let mut steps = 0;
+    let r = lemon_pull::pull(&options(&endpoint, &cache, REPO), &mut |ev: &Event<'_>| {
+        if matches!(ev, Event::Salvaged { .. }) {
+            steps += 1;
+            if steps >= crash_after {
+                std::process::abort();
+            }
+        }
+        Flow::Continue
+    });
+    panic!("no crash: the pull ended after {steps} salvage steps: {r:?}");
+}
+
+/// Runs `child_pull_aborting_after_salvage_steps` and checks that it died by `abort()`.
+#[cfg(unix)]
+fn pull_crashing_after(endpoint: &str, cache: &Path, crash_after: u32) {
+    use std::os::unix::process::ExitStatusExt;
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "child_pull_aborting_after_salvage_steps",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(CRASH_AFTER, crash_after.to_string())
+        .env(CRASH_ENDPOINT, endpoint)
+        .env(CRASH_CACHE, cache)
+        .env_remove("HF_TOKEN")
+        .output()
+        .expect("run");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "the crash hook fired after step {crash_after}"
+    );
+    assert_eq!(
+        out.status.signal(),
+        Some(6),
+        "the child aborted (SIGABRT) after step {crash_after}: {said}"
+    );
+}
+
+#[cfg(unix)]
 #[test]
 fn crash_between_salvage_steps_loses_nothing() {
     let hub = MockHub::start();
@@ -598,7 +665,12 @@ fn crash_between_salvage_steps_loses_nothing() {
         sha256_hex(&b),
         sha256_hex(&c)
     );
-    for crash_after in 1..=3 {
+    // Crash after 1, 2 or 3 salvage steps (a's partial, b's partial, then c, a complete copy).
+    // c's event follows its bookkeeping (its stamp is saved), so the last case rebuilds what a
+    // crash right after c's move leaves: the child crashes after two steps, then c is renamed
+    // into the target as `salvage::adopt` renames a complete copy out of an unfinished folder.
+    let cases = [(1, false), (2, false), (3, false), (2, true)];
+    for (crash_after, then_move_c) in cases {
         let _ = fs::remove_dir_all(cache.path());
         let orphan = lemonade_orphan(
             &root,
@@ -607,28 +679,17 @@ fn crash_between_salvage_steps_loses_nothing() {
             &[("a.gguf", &a[..MB]), ("b.gguf", &b[..2 * MB])],
         );
         fs::write(orphan.join("c.gguf"), &c).expect("complete file in orphan");
-        let status = std::process::Command::new(common::resume_pull())
-            .env(
-                "LEMON_PULL_TEST_CRASH_AFTER_SALVAGE_STEPS",
-                crash_after.to_string(),
-            )
-            .env_remove("HF_TOKEN")
-            .args([
-                "--quiet",
-                "--token",
-                "",
-                "--endpoint",
-                &hub.endpoint(),
-                "--cache-dir",
-            ])
-            .arg(cache.path())
-            .arg(REPO)
-            .status()
-            .expect("run");
-        assert!(
-            !status.success(),
-            "the crash hook fired after step {crash_after}"
-        );
+        pull_crashing_after(&hub.endpoint(), cache.path(), crash_after);
+        let crash_after = if then_move_c {
+            assert!(
+                !root.join(&new).join("c.gguf").exists(),
+                "c is the third step"
+            );
+            fs::rename(orphan.join("c.gguf"), root.join(&new).join("c.gguf")).expect("move c");
+            "3 (before bookkeeping)".to_string()
+        } else {
+            crash_after.to_string()
+        };
         hub.reset_counters();
         let out = lemon_pull::pull(&options(&hub.endpoint(), cache.path(), REPO), &mut Silent)
             .expect("recover");
