@@ -90,6 +90,13 @@ enum lemon_progress_kind
    * `file` is "". A nonzero return cancels like any other event.
    */
   LEMON_PROGRESS_KIND_TICK = 12,
+  /**
+   * The hub could not be reached (host name not resolved, connection refused, connect timeout,
+   * TLS handshake failure) after a few seconds of retries; the pull answers from a complete
+   * cached snapshot of the revision if there is one (the result's `from_cache` is then 1), else
+   * it fails with `LEMON_STATUS_NETWORK`. `message` says why the hub was given up on.
+   */
+  LEMON_PROGRESS_KIND_FROM_CACHE = 13,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -225,6 +232,11 @@ enum lemon_pull_flag
    * embedding the library gets exactly what it passed. The `resume-pull` CLI sets it.
    */
   LEMON_PULL_FLAG_READ_ENVIRONMENT = 4,
+  /**
+   * When the hub cannot be reached, fail with `LEMON_STATUS_NETWORK` instead of answering
+   * from a complete cached snapshot (for callers that need the hub's current answer).
+   */
+  LEMON_PULL_FLAG_NO_CACHE_FALLBACK = 8,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -506,6 +518,16 @@ typedef struct lemon_pull_options {
    * `LEMON_STATUS_INVALID_ARGUMENT`.
    */
   const char *ca_bundle;
+  /**
+   * Limit on one host name lookup in ms (all nameservers, tries and search domains together);
+   * 0 = default 10000. A lookup without an answer in time fails as an unreachable hub
+   * ("host name not resolved"), so the cache fallback can answer. Lookups run on the calling
+   * thread's pull, read `/etc/hosts` and `/etc/resolv.conf` (Unix) and are cancelled within
+   * about 50 ms like everything else. On Windows the system's lookup is used, which this limit
+   * and cancellation do not reach (unverified). Added after the first version: read only when
+   * `struct_size` covers it.
+   */
+  uint32_t dns_timeout_ms;
 } lemon_pull_options;
 
 /**
@@ -568,6 +590,13 @@ typedef struct lemon_pull_result {
    * Per-repository results (main repository first); NULL on failure. Use the accessors.
    */
   struct lemon_pull_repos *repos;
+  /**
+   * 1 when the answer came from the cache alone: `LEMON_PULL_FLAG_OFFLINE`, or the hub could
+   * not be reached and a complete snapshot of the revision was cached (see
+   * `LEMON_PULL_FLAG_NO_CACHE_FALLBACK`); else 0. Added after the first version: written only
+   * when `struct_size` covers it.
+   */
+  uint32_t from_cache;
 } lemon_pull_result;
 
 #ifdef __cplusplus

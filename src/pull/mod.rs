@@ -146,6 +146,8 @@ fn run(opts: &PullOptions, reporter: &mut Reporter<'_>) -> Result<PullOutcome> {
             ca_bundle: opts.ca_bundle.clone(),
             proxy: opts.proxy.clone(),
             read_environment: opts.read_environment,
+            dns_timeout: opts.dns_timeout,
+            resolver: opts.resolver.clone(),
         },
         cancel.clone(),
     )?;
