@@ -521,11 +521,11 @@ typedef struct lemon_pull_options {
   /**
    * Limit on one host name lookup in ms (all nameservers, tries and search domains together);
    * 0 = default 10000. A lookup without an answer in time fails as an unreachable hub
-   * ("host name not resolved"), so the cache fallback can answer. Lookups run on the calling
-   * thread's pull, read `/etc/hosts` and `/etc/resolv.conf` (Unix) and are cancelled within
-   * about 50 ms like everything else. On Windows the system's lookup is used, which this limit
-   * and cancellation do not reach (unverified). Added after the first version: read only when
-   * `struct_size` covers it.
+   * ("host name not resolved"), so the cache fallback can answer. On Unix the library resolves
+   * names itself, inside the call (no thread outlives it), from `/etc/hosts` and
+   * `/etc/resolv.conf`, and a cancel interrupts a lookup within about 50 ms. On Windows the
+   * system's lookup is used, which neither this limit nor a cancel can interrupt (unverified).
+   * Added after the first version: read only when `struct_size` covers it.
    */
   uint32_t dns_timeout_ms;
 } lemon_pull_options;
