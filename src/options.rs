@@ -113,8 +113,8 @@ pub struct PullOptions {
     /// Limit on one host name lookup (all nameservers, tries and search domains together); a
     /// lookup that gets no answer in time fails as "host name not resolved", which the cache
     /// fallback treats as an unreachable hub. Default: 10 s. Cancellation interrupts a lookup
-    /// within about 50 ms. (Unix; on Windows the system's lookup is used and neither limit
-    /// applies, unless `resolver` is set: see the README.)
+    /// within about 50 ms. (Unix; on Windows the system's lookup is used, which neither this
+    /// limit nor a cancel can interrupt, unless `resolver` is set.)
     pub dns_timeout: Duration,
     /// How host names are resolved; `None` = the system's configuration (`/etc/hosts` and
     /// `/etc/resolv.conf`, read when the pull starts). Set it to ask given nameservers, e.g. in

@@ -31,8 +31,9 @@ pub(super) struct Found {
 pub(super) enum Failure {
     /// Every name tried is unknown or has no address.
     NotFound,
-    /// The servers did not answer in time, or only with failures; `why` says which.
-    NoAnswer { why: String },
+    /// No server gave an answer: `failure` is the last failure one reported (an error code, a
+    /// refusal), or `None` when they stayed silent until the deadline.
+    NoAnswer { failure: Option<String> },
     /// The pull was cancelled.
     Cancelled,
 }
@@ -297,11 +298,9 @@ impl<'a> Exchange<'a> {
         if self.done() {
             return Err(Failure::NotFound);
         }
-        let why = self.last_failure.unwrap_or_else(|| {
-            let servers: Vec<String> = self.servers.iter().map(|s| s.addr.to_string()).collect();
-            format!("no answer from nameserver {}", servers.join(", "))
-        });
-        Err(Failure::NoAnswer { why })
+        Err(Failure::NoAnswer {
+            failure: self.last_failure,
+        })
     }
 }
 

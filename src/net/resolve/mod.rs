@@ -117,17 +117,14 @@ impl Resolution {
         let (result, ttl) = match client::lookup(config, host, deadline, cancel) {
             Ok(found) => (Ok(found.addrs), found.ttl.min(MAX_TTL)),
             Err(Failure::Cancelled) => return Err(cancelled()),
-            Err(Failure::NoAnswer { .. }) if !own_limit => {
+            // The request's own deadline came first: ureq's timeout, not a verdict on the name.
+            Err(Failure::NoAnswer { failure: None }) if !own_limit => {
                 return Err(ureq::Error::Timeout(limit.reason));
             }
-            Err(Failure::NotFound) => (Err(ResolveError::not_found(host, config)), NEGATIVE_TTL),
-            Err(Failure::NoAnswer { why }) => {
-                let waited = started.elapsed().as_secs_f64();
+            Err(failure) => {
+                let waited = started.elapsed();
                 (
-                    Err(ResolveError {
-                        kind: io::ErrorKind::TimedOut,
-                        message: format!("{host}: {why} within {waited:.1} s (DNS timeout)"),
-                    }),
+                    Err(ResolveError::new(host, config, failure, waited)),
                     NEGATIVE_TTL,
                 )
             }
@@ -199,15 +196,26 @@ pub(crate) struct ResolveError {
 }
 
 impl ResolveError {
-    fn not_found(host: &str, config: &ResolverConfig) -> ResolveError {
+    fn new(host: &str, config: &ResolverConfig, failure: Failure, waited: Duration) -> Self {
         let servers: Vec<String> = config.nameservers.iter().map(|s| s.to_string()).collect();
-        ResolveError {
-            kind: io::ErrorKind::NotFound,
-            message: format!(
-                "{host}: no such host, or no address for it (nameserver {})",
-                servers.join(", ")
+        let servers = servers.join(", ");
+        let (kind, message) = match failure {
+            Failure::NotFound => (
+                io::ErrorKind::NotFound,
+                format!("{host}: no such host, or no address for it (nameserver {servers})"),
             ),
-        }
+            Failure::NoAnswer { failure: Some(why) } => {
+                (io::ErrorKind::Other, format!("{host}: {why}"))
+            }
+            Failure::NoAnswer { failure: None } | Failure::Cancelled => (
+                io::ErrorKind::TimedOut,
+                format!(
+                    "{host}: no answer from nameserver {servers} within {:.1} s (DNS timeout)",
+                    waited.as_secs_f64()
+                ),
+            ),
+        };
+        ResolveError { kind, message }
     }
 
     /// As ureq carries it: an I/O error wrapping this one, which [`is_resolve_error`] recognises.

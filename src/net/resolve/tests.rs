@@ -227,6 +227,23 @@ fn a_failing_or_refusing_server_passes_the_turn_to_the_next() {
 }
 
 #[test]
+fn a_refusing_nameserver_fails_at_once_naming_the_refusal() {
+    let closed = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = closed.local_addr().expect("addr");
+    drop(closed);
+    let res = Resolution::new(Some(&config(&[addr], "")), Duration::from_secs(10));
+    let (r, took) = resolve(&res, "hub.example.test", &Cancel::default());
+    let e = r.expect_err("refused");
+    println!("refusing nameserver: failed in {took:?}: {e}");
+    assert!(
+        matches!(&e, ureq::Error::Io(io) if is_resolve_error(io)),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains(&addr.to_string()), "{e}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}
+
+#[test]
 fn forged_answers_are_ignored() {
     // First a reply with another id, then one for another name, then the real one.
     let server = FakeServer::start(|q| {
