@@ -610,6 +610,16 @@ typedef struct lemon_pull_options {
    * `HTTP_PROXY`, minus `NO_PROXY`).
    */
   const char *proxy;
+  /**
+   * Limit on one host name lookup in ms (all nameservers, tries and search domains together);
+   * 0 = default 10000. A lookup without an answer in time fails as an unreachable hub
+   * ("host name not resolved"), so the cache fallback can answer. On Unix the library resolves
+   * names itself, inside the call (no thread outlives it), from `/etc/hosts` and
+   * `/etc/resolv.conf`, and a cancel interrupts a lookup within about 50 ms. On Windows the
+   * system's lookup is used, which neither this limit nor a cancel can interrupt (unverified).
+   * Added after the first version: read only when `struct_size` covers it.
+   */
+  uint32_t dns_timeout_ms;
 } lemon_pull_options;
 
 /**
@@ -679,6 +689,12 @@ typedef struct lemon_pull_result {
    * when `struct_size` covers it.
    */
   uint32_t from_cache;
+  /**
+   * Bytes now in the main snapshot folder (complete files and kept partials): on failure or
+   * cancel, what the next call will not download again; on success the snapshot's size.
+   * Written only when `struct_size` covers it.
+   */
+  uint64_t bytes_on_disk;
 } lemon_pull_result;
 
 #ifdef __cplusplus

@@ -11,7 +11,7 @@
 //! - `salvage`: finding usable bytes in other snapshot folders and other tools' blobs;
 //! - `transfer/`: bringing one file to its verified final name (partial, wire, sequential and parallel
 //!   passes, segments sidecar, checkpoints, hashing thread);
-//! - `net/`: HTTP, TLS, the Hub API, retry policy and the bandwidth cap;
+//! - `net/`: HTTP, name resolution, TLS, the Hub API, retry policy and the bandwidth cap;
 //! - `cache`, `manifest`, `stamps`, `verify`: the on-disk layout and content identity;
 //! - `progress`, `error`, `options`, `cancel`: what a caller passes in and hears back;
 //! - `ffi/`: the C ABI (`include/lemon_pull.h`), the only place `unsafe` is allowed.
@@ -42,6 +42,7 @@ pub use cancel::{Cancel, CancelToken};
 pub use environment::resolve_cache_dir;
 pub use error::{Error, Result, Status, Unreachable};
 pub use housekeeping::{gc, status};
+pub use net::resolve::ResolverConfig;
 pub use net::tls::{BundleSource, Trust};
 pub use net::trust::{TrustCheck, check_trust};
 pub use options::{Component, FileSpec, MAX_CONNECTIONS, PullOptions, RepoSpec, RetryPolicy};

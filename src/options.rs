@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::cancel::{CancelCheck, CancelToken};
 use crate::error::{Error, Result};
+use crate::net::resolve::ResolverConfig;
 
 /// The public Hub.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
@@ -16,6 +17,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Timeout of one metadata (API) request unless set.
 pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(600);
+/// Limit on one host name lookup unless set.
+pub const DEFAULT_DNS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Most ranged connections one file may use (see [`PullOptions::connections`]).
 pub const MAX_CONNECTIONS: u32 = 64;
@@ -158,6 +161,16 @@ pub struct PullOptions {
     pub stall_timeout: Duration,
     /// Timeout for metadata (API) calls, whole request.
     pub api_timeout: Duration,
+    /// Limit on one host name lookup (all nameservers, tries and search domains together); a
+    /// lookup that gets no answer in time fails as "host name not resolved", which the cache
+    /// fallback treats as an unreachable hub. Default: 10 s. Cancellation interrupts a lookup
+    /// within about 50 ms. (Unix; on Windows the system's lookup is used, which neither this
+    /// limit nor a cancel can interrupt, unless `resolver` is set.)
+    pub dns_timeout: Duration,
+    /// How host names are resolved; `None` = the system's configuration (`/etc/hosts` and
+    /// `/etc/resolv.conf`, read when the pull starts). Set it to ask given nameservers, e.g. in
+    /// tests or where the system's files do not apply.
+    pub resolver: Option<ResolverConfig>,
     /// Bandwidth cap over all connections of the pull, in bytes per second; `None` = unlimited.
     pub max_bytes_per_sec: Option<u64>,
     /// Ranged connections per file (opt-in parallel download). `1` (the default) fetches each file
@@ -237,6 +250,8 @@ impl PullOptions {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
             api_timeout: DEFAULT_API_TIMEOUT,
+            dns_timeout: DEFAULT_DNS_TIMEOUT,
+            resolver: None,
             max_bytes_per_sec: None,
             connections: 1,
             cancel: None,

@@ -38,6 +38,7 @@ OPTIONS:
     --ca-bundle <FILE>    CA bundle (PEM, DER or folder) replacing the default roots
                           [default: SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, system store]
     --offline             Use the cache only, no network (also HF_HUB_OFFLINE=1)
+    --dns-timeout <SECS>  Give up on a host name lookup after SECS seconds [default: 10]
     --keep-unchanged      When the revision moved but no selected file changed, keep the
                           snapshot refs/<REV> names (no new folder; lemonade's behaviour)
     --no-cache-fallback   Fail when the hub cannot be reached, instead of answering from a
@@ -72,6 +73,7 @@ pub struct Args {
     pub dry_run: bool,
     pub offline: bool,
     pub ca_bundle: Option<PathBuf>,
+    pub dns_timeout: Option<std::time::Duration>,
     pub json: bool,
     pub quiet: bool,
     pub apply: bool,
@@ -134,6 +136,7 @@ pub fn parse(mut argv: impl Iterator<Item = std::ffi::OsString>) -> Result<Comma
             "--dry-run" => args.dry_run = true,
             "--offline" => args.offline = true,
             "--ca-bundle" => args.ca_bundle = Some(PathBuf::from(value("FILE")?)),
+            "--dns-timeout" => args.dns_timeout = Some(parse_seconds(&value("SECS")?)?),
             "--json" => args.json = true,
             "--apply" => args.apply = true,
             "--quiet" | "-q" => args.quiet = true,
@@ -186,6 +189,16 @@ fn parse_connections(raw: &str) -> Result<u32, String> {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
         _ => Err(format!(
             "--connections {raw:?}: expected a number from 1 to {max}"
+        )),
+    }
+}
+
+/// A positive number of seconds (fractions allowed) of at most a day, for `--dns-timeout`.
+fn parse_seconds(raw: &str) -> Result<std::time::Duration, String> {
+    match raw.trim().parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(std::time::Duration::from_secs_f64(s)),
+        _ => Err(format!(
+            "--dns-timeout {raw:?}: expected seconds, more than 0 and at most 86400"
         )),
     }
 }
@@ -264,6 +277,21 @@ mod tests {
         assert_eq!(a.connections, Some(1));
         for bad in ["0", "65", "-1", "two", ""] {
             assert!(p(&["--connections", bad, "o/n"]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dns_timeout() {
+        let Ok(Command::Pull(a)) = p(&["--dns-timeout", "2.5", "o/n"]) else {
+            panic!("should parse");
+        };
+        assert_eq!(a.dns_timeout, Some(std::time::Duration::from_millis(2500)));
+        let Ok(Command::Pull(a)) = p(&["o/n"]) else {
+            panic!("should parse");
+        };
+        assert_eq!(a.dns_timeout, None);
+        for bad in ["0", "-1", "soon", "", "NaN", "inf", "100000"] {
+            assert!(p(&["--dns-timeout", bad, "o/n"]).is_err(), "{bad}");
         }
     }
 

@@ -82,6 +82,9 @@ fn run(a: Args) -> ExitCode {
     opts.dry_run = a.dry_run;
     opts.offline = a.offline;
     opts.ca_bundle = a.ca_bundle;
+    if let Some(t) = a.dns_timeout {
+        opts.dns_timeout = t;
+    }
     opts.max_bytes_per_sec = a.max_rate;
     if let Some(n) = a.connections {
         opts.connections = n;

@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use crate::error::{Error, Status};
 use crate::options::{
-    Component, DEFAULT_API_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, FileSpec, MAX_CONNECTIONS,
-    PullOptions, RepoSpec, RetryPolicy,
+    Component, DEFAULT_API_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DNS_TIMEOUT, FileSpec,
+    MAX_CONNECTIONS, PullOptions, RepoSpec, RetryPolicy,
 };
 use crate::progress::{Event, FileInfo, Flow, Observer, Totals};
 use crate::pull::{PullOutcome, pull};
@@ -422,6 +422,14 @@ pub struct lemon_pull_options {
     /// or "" = direct (with `LEMON_PULL_FLAG_READ_ENVIRONMENT`: `ALL_PROXY`, `HTTPS_PROXY`,
     /// `HTTP_PROXY`, minus `NO_PROXY`).
     pub proxy: *const c_char,
+    /// Limit on one host name lookup in ms (all nameservers, tries and search domains together);
+    /// 0 = default 10000. A lookup without an answer in time fails as an unreachable hub
+    /// ("host name not resolved"), so the cache fallback can answer. On Unix the library resolves
+    /// names itself, inside the call (no thread outlives it), from `/etc/hosts` and
+    /// `/etc/resolv.conf`, and a cancel interrupts a lookup within about 50 ms. On Windows the
+    /// system's lookup is used, which neither this limit nor a cancel can interrupt (unverified).
+    /// Added after the first version: read only when `struct_size` covers it.
+    pub dns_timeout_ms: u32,
 }
 
 /// Per-repository results of a pull, owned by a `lemon_pull_result`. Opaque: read it with
@@ -775,6 +783,7 @@ impl lemon_pull_options {
             repos: ptr::null(),
             repos_len: 0,
             proxy: ptr::null(),
+            dns_timeout_ms: millis(DEFAULT_DNS_TIMEOUT),
         }
     }
 }
@@ -853,6 +862,7 @@ unsafe fn read_options(p: *const lemon_pull_options) -> Result<lemon_pull_option
         repos,
         repos_len,
         proxy,
+        dns_timeout_ms,
     );
     Ok(out)
 }
@@ -1065,6 +1075,7 @@ unsafe fn parse_options(p: *const lemon_pull_options) -> Result<Request, String>
     o.connect_timeout = ms_or(raw.connect_timeout_ms, o.connect_timeout);
     o.stall_timeout = ms_or(raw.stall_timeout_ms, o.stall_timeout);
     o.api_timeout = ms_or(raw.api_timeout_ms, o.api_timeout);
+    o.dns_timeout = ms_or(raw.dns_timeout_ms, o.dns_timeout);
     o.dry_run = raw.flags & lemon_pull_flag::DryRun as u32 != 0;
     o.offline = raw.flags & lemon_pull_flag::Offline as u32 != 0;
     o.read_environment = raw.flags & lemon_pull_flag::ReadEnvironment as u32 != 0;
@@ -1964,6 +1975,30 @@ mod tests {
             (req.options.max_bytes_per_sec, req.options.ca_bundle),
             (None, None),
             "0 and \"\" keep the defaults"
+        );
+    }
+
+    #[test]
+    fn dns_timeout_is_read_only_within_struct_size() {
+        let mut o = init_options();
+        assert_eq!(o.dns_timeout_ms, 10_000);
+        o.repo_id = c"org/name".as_ptr();
+        o.dns_timeout_ms = 1500;
+        // SAFETY: `o` is a full, valid options struct.
+        let req = unsafe { parse_options(&o) }.expect("valid");
+        assert_eq!(req.options.dns_timeout, Duration::from_millis(1500));
+        o.dns_timeout_ms = 0;
+        // SAFETY: as above.
+        let req = unsafe { parse_options(&o) }.expect("valid");
+        assert_eq!(req.options.dns_timeout, DEFAULT_DNS_TIMEOUT, "0 = default");
+        // A caller built against the header that ended with `ca_bundle`.
+        o.dns_timeout_ms = 1500;
+        o.struct_size = offset_of!(lemon_pull_options, dns_timeout_ms) as u32;
+        // SAFETY: `o` is a full struct, readable past the declared size.
+        let req = unsafe { parse_options(&o) }.expect("valid");
+        assert_eq!(
+            req.options.dns_timeout, DEFAULT_DNS_TIMEOUT,
+            "past struct_size"
         );
     }
 

@@ -13,7 +13,6 @@ use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{
     Buffers, ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, RustlsConnector,
     TcpConnector, Transport, time::Duration as UDuration,
@@ -21,6 +20,7 @@ use ureq::unversioned::transport::{
 
 use crate::cancel::{Cancel, POLL};
 use crate::error::{Error, Result, Unreachable};
+use crate::net::resolve::{NameResolver, Resolution, ResolverConfig};
 use crate::net::throttle::Throttle;
 
 /// What every request of ours (pulls and the trust check) says it is.
@@ -49,6 +49,10 @@ pub(crate) struct HttpConfig {
     pub proxy: Option<String>,
     /// Whether proxy and CA-bundle variables may be read (the caller asked for the environment).
     pub read_environment: bool,
+    /// Limit on one host name lookup (see [`crate::net::resolve`]).
+    pub dns_timeout: std::time::Duration,
+    /// Name-resolution configuration; `None` = the system's.
+    pub resolver: Option<ResolverConfig>,
 }
 
 /// Scheme, host and port of a URL: the unit of trust for the token.
@@ -158,6 +162,8 @@ pub(crate) struct Http {
     tls: ureq::tls::TlsConfig,
     /// Which roots those are, for error messages.
     trust: crate::net::tls::Trust,
+    /// Name resolution and its cache, shared by [`Http::for_connections`].
+    resolution: Arc<Resolution>,
 }
 
 impl Http {
@@ -168,7 +174,8 @@ impl Http {
             .map(|r| Arc::new(Throttle::new(r)));
         let (tls, trust) =
             crate::net::tls::configure(cfg.ca_bundle.as_deref(), cfg.read_environment)?;
-        Http::build(cfg, cancel, throttle, 1, tls, trust)
+        let resolution = Resolution::new(cfg.resolver.as_ref(), cfg.dns_timeout);
+        Http::build(cfg, cancel, throttle, 1, (tls, trust), resolution)
     }
 
     /// A client for the `connections` parallel connections of one transfer: same settings and
@@ -181,8 +188,8 @@ impl Http {
             cancel,
             self.throttle.clone(),
             connections,
-            self.tls.clone(),
-            self.trust.clone(),
+            (self.tls.clone(), self.trust.clone()),
+            self.resolution.clone(),
         )
     }
 
@@ -191,8 +198,8 @@ impl Http {
         cancel: Cancel,
         throttle: Option<Arc<Throttle>>,
         connections: usize,
-        tls: ureq::tls::TlsConfig,
-        trust: crate::net::tls::Trust,
+        (tls, trust): (ureq::tls::TlsConfig, crate::net::tls::Trust),
+        resolution: Arc<Resolution>,
     ) -> Result<Http> {
         let endpoint_origin = Origin::of(&cfg.endpoint).ok_or_else(|| {
             Error::InvalidArgument(format!("endpoint {:?} is not a valid URL", cfg.endpoint))
@@ -218,7 +225,13 @@ impl Http {
                 cancel: cancel.clone(),
             })
             .chain(RustlsConnector::default());
-        let agent = ureq::Agent::with_parts(config, connector, DefaultResolver::default());
+        // Our resolver, not ureq's: std's lookup can neither be bounded nor cancelled without a
+        // thread that outlives the call (see `net::resolve`).
+        let resolver = NameResolver {
+            resolution: resolution.clone(),
+            cancel: cancel.clone(),
+        };
+        let agent = ureq::Agent::with_parts(config, connector, resolver);
         Ok(Http {
             agent,
             cfg: cfg.clone(),
@@ -227,6 +240,7 @@ impl Http {
             cancel,
             tls,
             trust,
+            resolution,
         })
     }
 
@@ -369,6 +383,10 @@ pub(crate) fn unreachable(e: &ureq::Error) -> Option<Unreachable> {
         ureq::Error::Timeout(ureq::Timeout::Connect) => Some(Unreachable::ConnectTimeout),
         ureq::Error::ConnectionFailed => Some(Unreachable::Refused),
         ureq::Error::Tls(_) | ureq::Error::Rustls(_) => Some(Unreachable::TlsHandshake),
+        // A lookup of `net::resolve` that found nothing or got no answer in time.
+        ureq::Error::Io(io) if crate::net::resolve::is_resolve_error(io) => {
+            Some(Unreachable::NameResolution)
+        }
         ureq::Error::Io(io) => match io.kind() {
             K::ConnectionRefused
             | K::HostUnreachable

@@ -205,6 +205,8 @@ fn connect(req: &Request, opts: &PullOptions, cancel: &Cancel) -> Result<Http> {
             ca_bundle: opts.ca_bundle.clone(),
             proxy: opts.proxy.clone(),
             read_environment: opts.read_environment,
+            dns_timeout: opts.dns_timeout,
+            resolver: opts.resolver.clone(),
         },
         cancel.clone(),
     )?;
