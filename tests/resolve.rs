@@ -155,10 +155,9 @@ fn assert_name_resolution(e: &Error) {
     );
 }
 
-/// The hub's quick retries of an unreachable hub (two, each after at most 2 s; see
-/// `net::hub`), on top of the one lookup that waits out the DNS timeout: the retries ask no
-/// nameserver again (the failure is remembered for 20 s) but still sleep.
-const QUICK_RETRIES: Duration = Duration::from_secs(5);
+/// What a failed lookup may take beyond the DNS timeout: the pull does not retry a name that did
+/// not resolve (the resolver already asked every nameserver), so only set-up and scheduling.
+const SLACK: Duration = Duration::from_millis(1500);
 
 #[test]
 fn a_nameserver_that_never_answers_fails_the_pull_after_the_dns_timeout() {
@@ -168,11 +167,12 @@ fn a_nameserver_that_never_answers_fails_the_pull_after_the_dns_timeout() {
     opts.dns_timeout = Duration::from_millis(1500);
     let t = timed(&opts);
     let e = t.result.expect_err("no answer");
-    let (at, reason) = t.first_retry.expect("the API call was retried");
-    println!(
-        "silent nameserver, dns_timeout 1.5 s: lookup gave up at {at:?}, pull failed in {:?}: {e}",
-        t.took
+    assert!(
+        t.first_retry.is_none(),
+        "a name that did not resolve is not retried"
     );
+    let (at, reason) = (t.took, e.to_string());
+    println!("silent nameserver, dns_timeout 1.5 s: pull failed in {at:?}: {e}");
     assert_name_resolution(&e);
     assert!(
         e.to_string().contains(&ns.addr.to_string()),
@@ -184,9 +184,8 @@ fn a_nameserver_that_never_answers_fails_the_pull_after_the_dns_timeout() {
         at >= Duration::from_millis(1400) && at < Duration::from_millis(2500),
         "{at:?}"
     );
-    assert!(t.took < opts.dns_timeout + QUICK_RETRIES, "{:?}", t.took);
-    // One lookup: A and AAAA, two tries each (resolv.conf's default `attempts:2`); the hub's
-    // retries found the failure remembered.
+    assert!(t.took < opts.dns_timeout + SLACK, "{:?}", t.took);
+    // One lookup: A and AAAA, two tries each (resolv.conf's default `attempts:2`).
     let asked = ns.queries();
     assert!((2..=4).contains(&asked), "{asked} queries");
 }
@@ -218,7 +217,7 @@ fn a_silent_nameserver_with_a_cached_snapshot_falls_back() {
         t.took
     );
     assert!(outcome.from_cache && outcome.commit == sha);
-    assert!(t.took < opts.dns_timeout + QUICK_RETRIES, "{:?}", t.took);
+    assert!(t.took < opts.dns_timeout + SLACK, "{:?}", t.took);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Unreachable};
 use crate::net::http::{Http, MAX_JSON_BYTES, Response, redact};
 use crate::net::retry::{Backoff, is_retryable_status};
 use crate::options::RetryPolicy;
@@ -335,19 +335,25 @@ fn get_ok(
             Err(e) => return Err(e),
         };
         let mut delay = backoff.next_delay(retry_after);
-        if matches!(
-            reason,
+        match reason {
+            // The resolver already asked every nameserver as often as configured: asking again
+            // at once would only repeat its answer (or its silence).
+            Error::Network {
+                unreachable: Some(Unreachable::NameResolution),
+                ..
+            } => delay = None,
+            // A hub that cannot be reached at all rarely comes back within minutes; a caller
+            // with the snapshot cached should have it in seconds (see `pull`'s cache fallback).
             Error::Network {
                 unreachable: Some(_),
                 ..
+            } => {
+                unreachable_retries += 1;
+                delay = delay
+                    .filter(|_| unreachable_retries <= UNREACHABLE_RETRIES)
+                    .map(|d| d.min(UNREACHABLE_DELAY));
             }
-        ) {
-            // A hub that cannot be reached at all rarely comes back within minutes; a caller
-            // with the snapshot cached should have it in seconds (see `pull`'s cache fallback).
-            unreachable_retries += 1;
-            delay = delay
-                .filter(|_| unreachable_retries <= UNREACHABLE_RETRIES)
-                .map(|d| d.min(UNREACHABLE_DELAY));
+            _ => {}
         }
         let Some(delay) = delay else {
             return Err(match reason {
