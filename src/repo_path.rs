@@ -287,7 +287,6 @@ fn revision_problem(rev: &str, windows: bool) -> Option<String> {
 /// # Errors
 /// [`Error::UnsafePath`] naming both paths.
 // Wired into the pull by `pull/` (owned elsewhere); see the README's Windows section.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn check_case_collisions<'a>(
     repo: &str,
     paths: impl IntoIterator<Item = &'a str>,

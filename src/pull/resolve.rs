@@ -7,6 +7,7 @@ use crate::net::http::Http;
 use crate::net::hub::{self, Listing};
 use crate::options::PullOptions;
 use crate::progress::{Event, Reporter};
+use crate::repo_path::check_case_collisions;
 
 use super::Unit;
 use super::request::{Request, Want};
@@ -47,6 +48,10 @@ pub(super) fn resolve_units(
             }
         }
         unit.files.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+    for unit in &units {
+        // Where letter case is ignored, two such names would land on one file.
+        check_case_collisions(&unit.listing.repo, unit.files.iter().map(|f| f.path.as_str()))?;
     }
     Ok(units)
 }

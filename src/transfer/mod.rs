@@ -148,7 +148,8 @@ fn promote(task: &Task<'_>, file: File) -> Result<()> {
     file.sync_all()
         .map_err(Error::io_at("sync", &task.partial_path))?;
     drop(file);
-    std::fs::rename(&task.partial_path, &task.final_path)
+    // A scanner opening the just-closed partial must not fail the pull on Windows.
+    crate::platform::rename(&task.partial_path, &task.final_path)
         .map_err(Error::io_at("rename", &task.final_path))?;
     if let Some(dir) = task.final_path.parent() {
         fsync_dir(dir)?;
