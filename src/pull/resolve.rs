@@ -51,7 +51,10 @@ pub(super) fn resolve_units(
     }
     for unit in &units {
         // Where letter case is ignored, two such names would land on one file.
-        check_case_collisions(&unit.listing.repo, unit.files.iter().map(|f| f.path.as_str()))?;
+        check_case_collisions(
+            &unit.listing.repo,
+            unit.files.iter().map(|f| f.path.as_str()),
+        )?;
     }
     Ok(units)
 }
