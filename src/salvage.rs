@@ -6,8 +6,11 @@
 //! broken manifest, an auxiliary repo without manifest) is used tentatively, and only for the same
 //! path; the final hash decides, and a mismatch restarts that file from zero.
 //!
-//! Ranking per wanted file: a complete copy beats a partial, a longer partial beats a shorter one,
-//! a known id beats an unknown one, and the target's own copy wins ties (nothing to move).
+//! Ranking per wanted file: a complete copy beats a partial (known ids first), a longer partial
+//! beats a shorter one, a known id beats an unknown one, and the target's own copy wins ties
+//! (nothing to move). A guess never costs a sure thing: the plan keeps the ranked list, complete
+//! copies are hashed before use and a failing one passes the turn to the next, and a copy of
+//! unknown id that disagrees with a known partial's bytes is skipped without being used.
 //!
 //! Committed snapshots (no manifest, no partial) are only read: their complete files are
 //! hardlinked (copied where links fail). In-progress orphans give up their files by `rename`, which
@@ -428,18 +431,88 @@ fn usable(c: &Candidate, want: &RemoteFile) -> bool {
     id_ok && len_ok
 }
 
-/// Orders candidates for one wanted file; the greatest is the best.
-fn rank(c: &Candidate) -> (bool, u64, bool, bool) {
-    (!c.partial, c.len, c.id.is_some(), c.in_target)
+/// Orders candidates for one wanted file; the greatest is tried first.
+///
+/// Complete copies come first, known ids before unknown ones: each is hashed where it lies before
+/// it is used, so a wrong guess costs a local read and the next copy is tried, never a download.
+/// Then partials, the longest first (a known id, then the target's own copy, break ties): a
+/// partial can only be judged by the final hash, so a partial of unknown id must first agree
+/// with the best known partial (see [`disagrees`]).
+fn rank(c: &Candidate) -> (bool, bool, u64, bool, bool, bool) {
+    let known = c.id.is_some();
+    (
+        !c.partial,
+        known && !c.partial,
+        c.len,
+        known,
+        c.verified,
+        c.in_target,
+    )
 }
 
-/// The best usable copy of `want`, other than the target's own complete file (checked earlier).
-pub(crate) fn best<'a>(scan: &'a Scan, want: &RemoteFile) -> Option<&'a Candidate> {
-    scan.candidates
+/// The usable copies of `want`, in the order to try them (see [`rank`]), other than the target's
+/// own complete file (checked earlier). The list ends at the first partial of known id: it is
+/// always taken, so nothing after it is ever reached.
+pub(crate) fn ranked<'a>(scan: &'a Scan, want: &RemoteFile) -> Vec<&'a Candidate> {
+    // Reversed before the stable sort: among equal ranks the last found comes first, as before.
+    let mut usable: Vec<&Candidate> = scan
+        .candidates
         .iter()
+        .rev()
         .filter(|c| !c.in_target || c.partial)
         .filter(|c| usable(c, want))
-        .max_by_key(|c| rank(c))
+        .collect();
+    usable.sort_by_key(|c| std::cmp::Reverse(rank(c)));
+    if let Some(sure) = usable.iter().position(|c| c.partial && c.id.is_some()) {
+        usable.truncate(sure + 1);
+    }
+    usable
+}
+
+/// The best usable copy of `want`.
+#[cfg(test)]
+fn best<'a>(scan: &'a Scan, want: &RemoteFile) -> Option<&'a Candidate> {
+    ranked(scan, want).first().copied()
+}
+
+/// The copy that copies of unknown id are checked against: the longest partial of known id whose
+/// bytes are a plain prefix (a partial with holes would compare its holes).
+pub(crate) fn reference(copies: &[Candidate]) -> Option<&Candidate> {
+    copies
+        .iter()
+        .filter(|c| c.partial && c.id.is_some())
+        .find(|c| fs::metadata(&c.path).is_ok_and(|m| m.len() == c.len))
+}
+
+/// Blocks compared between a copy of unknown id and the reference, spread over their common prefix.
+const SAMPLES: u64 = 16;
+/// Bytes per compared block.
+const SAMPLE_BYTES: u64 = 4096;
+
+/// True when `c`, a copy of unknown id, holds other bytes than `reference`, a partial whose id is
+/// the wanted one, at one of a few blocks spread over their common prefix: then `c` is other
+/// content and must not be used. A few reads settle what the final hash would only tell after the
+/// rest of the file is downloaded. Read errors prove nothing (false): the hash still decides.
+/// A wrong "disagrees" (a torn tail in the reference) only costs what preferring the known
+/// partial costs anyway.
+pub(crate) fn disagrees(c: &Candidate, reference: &Candidate) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let common = c.len.min(reference.len);
+    let (Ok(mut a), Ok(mut b)) = (fs::File::open(&c.path), fs::File::open(&reference.path)) else {
+        return false;
+    };
+    let block = SAMPLE_BYTES.min(common);
+    let (mut x, mut y) = (vec![0u8; block as usize], vec![0u8; block as usize]);
+    let read_at = |f: &mut fs::File, at: u64, buf: &mut [u8]| {
+        f.seek(SeekFrom::Start(at)).and_then(|_| f.read_exact(buf))
+    };
+    (0..SAMPLES).any(|i| {
+        let at = (common - block) * i / (SAMPLES - 1);
+        matches!(
+            (read_at(&mut a, at, &mut x), read_at(&mut b, at, &mut y)),
+            (Ok(()), Ok(())) if x != y
+        )
+    })
 }
 
 /// Bytes taken from one place to another.
@@ -687,6 +760,95 @@ mod tests {
             best(&scan, &w).is_none(),
             "a different content id is never used"
         );
+    }
+
+    fn order(scan: &Scan, w: &RemoteFile) -> Vec<(String, bool, u64, bool)> {
+        ranked(scan, w)
+            .iter()
+            .map(|c| (c.rel.clone(), c.partial, c.len, c.id.is_some()))
+            .collect()
+    }
+
+    #[test]
+    fn complete_copies_are_tried_first_and_the_list_ends_at_a_sure_partial() {
+        let w = want("m.gguf", 100, "a");
+        let scan = Scan {
+            candidates: vec![
+                cand("m.gguf", true, 30, None, false),
+                cand("m.gguf", true, 60, Some("a"), false),
+                cand("m.gguf", false, 100, None, false),
+                cand("m.gguf", true, 80, None, false),
+                cand("m.gguf", true, 20, Some("a"), false),
+                cand("moved.gguf", false, 100, Some("a"), false),
+            ],
+            folders: vec![],
+        };
+        let m = |partial, len, known| ("m.gguf".to_string(), partial, len, known);
+        assert_eq!(
+            order(&scan, &w),
+            [
+                ("moved.gguf".to_string(), false, 100, true),
+                m(false, 100, false),
+                m(true, 80, false),
+                m(true, 60, true),
+            ],
+            "known complete, unknown complete, longer unknown partial, then the sure partial \
+             (always taken: nothing after it)"
+        );
+        let scan = Scan {
+            candidates: vec![
+                cand("m.gguf", true, 60, Some("a"), false),
+                cand("m.gguf", true, 60, None, false),
+            ],
+            folders: vec![],
+        };
+        assert_eq!(order(&scan, &w), [m(true, 60, true)], "known wins ties");
+    }
+
+    #[test]
+    fn a_copy_of_unknown_id_disagrees_with_the_sure_partial_only_on_other_bytes() {
+        let (root, _) = temp_cache("disagree");
+        fs::create_dir_all(&root).expect("dir");
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        let file = |name: &str, bytes: &[u8], partial: bool, id: Option<&str>| {
+            let path = root.join(name);
+            fs::write(&path, bytes).expect("write");
+            Candidate {
+                path,
+                ..cand("m.gguf", partial, bytes.len() as u64, id, false)
+            }
+        };
+        let sure = file("sure.partial", &data[..400_000], true, Some("a"));
+        let same = file("same", &data, false, None);
+        let longer = file("longer.partial", &data[..700_000], true, None);
+        let mut other = data.clone();
+        other[399_000] ^= 1; // inside the common prefix, in the last sampled block
+        let other = file("other", &other, false, None);
+        let late = {
+            let mut late = data.clone();
+            late[500_000] ^= 1; // beyond the sure partial: only the final hash can tell
+            file("late", &late, false, None)
+        };
+        assert!(!disagrees(&same, &sure));
+        assert!(!disagrees(&longer, &sure));
+        assert!(disagrees(&other, &sure));
+        assert!(!disagrees(&late, &sure));
+        let gone = Candidate {
+            path: root.join("missing"),
+            ..same.clone()
+        };
+        assert!(!disagrees(&gone, &sure), "a read error proves nothing");
+        // A partial with holes is never the reference: it would compare its holes.
+        let holey = Candidate {
+            len: 100_000,
+            ..sure.clone()
+        };
+        let copies = [same.clone(), holey, sure.clone()];
+        assert_eq!(
+            reference(&copies).map(|c| c.path.clone()),
+            Some(sure.path.clone())
+        );
+        fs::remove_dir_all(&root).ok();
     }
 
     fn temp_cache(tag: &str) -> (PathBuf, RepoCache) {

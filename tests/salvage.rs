@@ -715,3 +715,311 @@ fn crash_between_salvage_steps_loses_nothing() {
         assert_eq!(folders(&root), [new.as_str()]);
     }
 }
+
+/// A committed snapshot written by lemonade (no manifest, so its ids are unknown) holding
+/// `files`; returns each file's modification time, to prove later that nothing wrote to it.
+fn committed_snapshot(
+    snap_root: &Path,
+    name: &str,
+    files: &[(&str, &[u8])],
+) -> Vec<std::time::SystemTime> {
+    let dir = snap_root.join(name);
+    files
+        .iter()
+        .map(|(path, bytes)| {
+            let p = dir.join(path);
+            fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            fs::write(&p, bytes).expect("committed file");
+            fs::metadata(&p).expect("m").modified().expect("t")
+        })
+        .collect()
+}
+
+/// Asserts a committed file is exactly as written: same bytes, same mtime, no second name.
+fn assert_committed_untouched(path: &Path, bytes: &[u8], mtime: std::time::SystemTime) {
+    let meta = fs::metadata(path).expect("committed file kept");
+    assert_eq!(meta.modified().expect("t"), mtime, "mtime of {path:?}");
+    assert!(
+        fs::read(path).expect("read") == bytes,
+        "{path:?} changed content"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(meta.nlink(), 1, "no hardlink of {path:?} survives");
+    }
+}
+
+/// A current-schema lemonade manifest recording `files` (name, content) with their sha256.
+fn manifest_with_hashes(files: &[(&str, &[u8])]) -> String {
+    let entries: Vec<String> = files
+        .iter()
+        .map(|(name, data)| {
+            format!(
+                r#"{{"name":"{name}","size":{},"hash":{{"algorithm":"sha256","value":"{}"}}}}"#,
+                data.len(),
+                sha256_hex(data)
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"repo_id":"org/model","files":[{}]}}"#,
+        entries.join(",")
+    )
+}
+
+/// Issue 12 item 5: an older committed snapshot holds `a.gguf` of the same size but other
+/// content (unknown id), and an in-progress orphan holds a 40 MiB partial whose manifest records
+/// the new sha256. The known-good partial must be used; the guess must not cost it.
+#[test]
+fn a_known_good_partial_beats_an_unknown_complete_copy_of_other_content() {
+    let hub = MockHub::start();
+    let old_a = big(71, 64 * MB);
+    let new_a = big(72, 64 * MB);
+    let older = hub.commit(REPO, "main", vec![MockFile::lfs("a.gguf", old_a.clone())]);
+    let new = hub.commit(REPO, "main", vec![MockFile::lfs("a.gguf", new_a.clone())]);
+    let cache = TempDir::new("salvage-sure-thing");
+    let root = snapshots(cache.path());
+    let mtimes = committed_snapshot(&root, &older, &[("a.gguf", &old_a)]);
+    let orphan = "1".repeat(40);
+    lemonade_orphan(
+        &root,
+        &orphan,
+        &manifest_with_hashes(&[("a.gguf", &new_a)]),
+        &[("a.gguf", &new_a[..40 * MB])],
+    );
+
+    let (r, seen) = pull_recording(&options(&hub.endpoint(), cache.path(), REPO));
+    let out = r.expect("pull");
+    let served = hub.bytes_served(REPO, "a.gguf");
+    println!(
+        "item-5 scenario: a.gguf served {served} bytes of {}",
+        64 * MB
+    );
+    assert!(
+        served <= (64 * MB - 40 * MB) as u64 + lemon_pull::CHECKPOINT_INTERVAL,
+        "served {served}: the 40 MiB partial was not used"
+    );
+    assert_eq!(fs::read(root.join(&new).join("a.gguf")).expect("a"), new_a);
+    assert_eq!(out.totals.bytes_salvaged, (40 * MB) as u64);
+    assert_eq!(out.plan[0].source, Source::SalvagePartial, "{:?}", out.plan);
+    assert!(
+        seen.iter().any(|s| matches!(s, Seen::Restart { reason, .. }
+            if reason.contains(&older) && reason.contains(&format!("using the copy in {orphan} instead")))),
+        "the guess was passed over, and said so: {seen:?}"
+    );
+    assert_eq!(out.plan[0].from.as_deref(), Some(orphan.as_str()));
+    assert!(
+        seen.iter().any(
+            |s| matches!(s, Seen::Salvaged { from, bytes, .. } if *from == orphan && *bytes == (40 * MB) as u64)
+        ),
+        "{seen:?}"
+    );
+    assert_committed_untouched(&root.join(&older).join("a.gguf"), &old_a, mtimes[0]);
+    let mut kept = vec![new.clone(), older.clone()];
+    kept.sort();
+    assert_eq!(
+        folders(&root),
+        kept,
+        "the orphan went after the commit, the committed snapshot stayed"
+    );
+}
+
+/// The fallback order: with no known copy to compare against, each complete copy of unknown id
+/// is hashed where it lies; the ones that fail are passed over, untouched, and the next copy (here
+/// a partial of unknown id, lemonade's April schema) is used instead of downloading from zero.
+#[test]
+fn a_failed_guess_passes_the_turn_to_the_next_copy() {
+    let hub = MockHub::start();
+    let old_a = big(81, 16 * MB);
+    let older_a = big(82, 16 * MB);
+    let new_a = big(83, 16 * MB);
+    let older = hub.commit(REPO, "main", vec![MockFile::lfs("a.gguf", older_a.clone())]);
+    let old = hub.commit(REPO, "main", vec![MockFile::lfs("a.gguf", old_a.clone())]);
+    let new = hub.commit(REPO, "main", vec![MockFile::lfs("a.gguf", new_a.clone())]);
+    let cache = TempDir::new("salvage-fallback");
+    let root = snapshots(cache.path());
+    let old_mtime = committed_snapshot(&root, &old, &[("a.gguf", &old_a)]);
+    let older_mtime = committed_snapshot(&root, &older, &[("a.gguf", &older_a)]);
+    let april = r#"{"repo_id":"org/model","files":[{"name":"a.gguf","url":"u","size":0}]}"#;
+    let orphan = "2".repeat(40);
+    lemonade_orphan(&root, &orphan, april, &[("a.gguf", &new_a[..10 * MB])]);
+
+    let (r, seen) = pull_recording(&options(&hub.endpoint(), cache.path(), REPO));
+    let out = r.expect("pull");
+    assert_eq!(
+        hub.bytes_served(REPO, "a.gguf"),
+        (16 * MB - 10 * MB) as u64,
+        "resumed from the partial after both complete copies failed"
+    );
+    assert_eq!(fs::read(root.join(&new).join("a.gguf")).expect("a"), new_a);
+    let restarts: Vec<&str> = seen
+        .iter()
+        .filter_map(|s| match s {
+            Seen::Restart { path, reason } if path == "a.gguf" => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(restarts.len(), 2, "{restarts:?}");
+    assert!(
+        restarts
+            .iter()
+            .any(|r| r.contains(old.as_str()) && r.contains("did not verify")),
+        "{restarts:?}"
+    );
+    assert!(
+        restarts
+            .iter()
+            .any(|r| r.contains(older.as_str()) && r.contains("did not verify")),
+        "{restarts:?}"
+    );
+    assert!(
+        restarts[1].contains(&format!("using the copy in {orphan} instead")),
+        "the second failure hands over to the partial: {restarts:?}"
+    );
+    assert_eq!(out.plan[0].source, Source::SalvagePartial);
+    assert_eq!(out.plan[0].from.as_deref(), Some(orphan.as_str()));
+    assert_committed_untouched(&root.join(&old).join("a.gguf"), &old_a, old_mtime[0]);
+    assert_committed_untouched(&root.join(&older).join("a.gguf"), &older_a, older_mtime[0]);
+}
+
+/// A longer partial of unknown id (April schema) that holds other bytes than a shorter partial
+/// whose manifest records the wanted sha256 is passed over: the sure partial is resumed, instead
+/// of downloading the rest of the guess, failing its hash and starting again from zero.
+#[test]
+fn a_longer_partial_of_other_bytes_does_not_displace_a_sure_one() {
+    let hub = MockHub::start();
+    let stale = big(91, 8 * MB);
+    let a = big(92, 8 * MB);
+    let new = hub.commit(REPO, "main", vec![MockFile::lfs("a.gguf", a.clone())]);
+    let cache = TempDir::new("salvage-partials");
+    let root = snapshots(cache.path());
+    let april = r#"{"repo_id":"org/model","files":[{"name":"a.gguf","url":"u","size":0}]}"#;
+    let (guess, sure) = ("4".repeat(40), "5".repeat(40));
+    lemonade_orphan(&root, &guess, april, &[("a.gguf", &stale[..6 * MB])]);
+    lemonade_orphan(
+        &root,
+        &sure,
+        &manifest_with_hashes(&[("a.gguf", &a)]),
+        &[("a.gguf", &a[..3 * MB])],
+    );
+    let (r, seen) = pull_recording(&options(&hub.endpoint(), cache.path(), REPO));
+    let out = r.expect("pull");
+    assert_eq!(
+        hub.bytes_served(REPO, "a.gguf"),
+        (8 * MB - 3 * MB) as u64,
+        "resumed from the sure partial"
+    );
+    assert_eq!(out.totals.bytes_salvaged, (3 * MB) as u64);
+    assert_eq!(fs::read(root.join(&new).join("a.gguf")).expect("a"), a);
+    assert!(
+        seen.iter().any(|s| matches!(s, Seen::Restart { reason, .. }
+            if reason.contains(&guess) && reason.contains(&format!("other bytes than the partial in {sure}")))),
+        "{seen:?}"
+    );
+    assert_eq!(
+        folders(&root),
+        [new.as_str()],
+        "both orphans went after the commit"
+    );
+}
+
+/// A pull that fails after salvage moved a partial reclaims nothing (the orphan keeps its
+/// manifest, the committed snapshot its file), and the next pull still downloads only the rest.
+#[test]
+fn a_cancelled_pull_reclaims_nothing_and_loses_nothing() {
+    let hub = MockHub::start();
+    let old_a = big(101, 8 * MB);
+    let a = big(102, 8 * MB);
+    let older = hub.commit(REPO, "main", vec![MockFile::lfs("a.gguf", old_a.clone())]);
+    let new = hub.commit(REPO, "main", vec![MockFile::lfs("a.gguf", a.clone())]);
+    let cache = TempDir::new("salvage-cancelled");
+    let root = snapshots(cache.path());
+    let mtimes = committed_snapshot(&root, &older, &[("a.gguf", &old_a)]);
+    let orphan = "6".repeat(40);
+    lemonade_orphan(
+        &root,
+        &orphan,
+        &manifest_with_hashes(&[("a.gguf", &a)]),
+        &[("a.gguf", &a[..3 * MB])],
+    );
+    hub.set_rate_limit(Some(4 * MB as u64));
+    let o = options(&hub.endpoint(), cache.path(), REPO);
+    pull_and_pause(&o, "a.gguf", (4 * MB) as u64);
+    let mut all = vec![new.clone(), older.clone(), orphan.clone()];
+    all.sort();
+    assert_eq!(folders(&root), all, "a cancelled pull removes no folder");
+    assert!(root.join(&orphan).join(".download_manifest.json").is_file());
+    assert_committed_untouched(&root.join(&older).join("a.gguf"), &old_a, mtimes[0]);
+    hub.set_rate_limit(None);
+    // A cancelled transfer's server thread may still count a few in-flight bytes.
+    std::thread::sleep(Duration::from_millis(400));
+    let served_before = hub.bytes_served(REPO, "a.gguf");
+    hub.reset_counters();
+    lemon_pull::pull(&o, &mut Silent).expect("resume");
+    let served = served_before + hub.bytes_served(REPO, "a.gguf");
+    println!(
+        "cancelled then resumed: served {served_before} + {}",
+        served - served_before
+    );
+    // The rest after the 3 MiB partial, plus what a cancel may lose in flight; a download from
+    // zero (the guess taken, the partial passed over) serves 8 MiB.
+    assert!(
+        served <= (8 * MB - 3 * MB + MB) as u64,
+        "served {served} in all"
+    );
+    assert_eq!(fs::read(root.join(&new).join("a.gguf")).expect("a"), a);
+    let mut kept = vec![new.clone(), older.clone()];
+    kept.sort();
+    assert_eq!(folders(&root), kept);
+    assert_committed_untouched(&root.join(&older).join("a.gguf"), &old_a, mtimes[0]);
+}
+
+/// lemonade downloads every selected file again when any of them changed, so its committed
+/// snapshot (ids unknown) often holds the very bytes its interrupted new download (a partial whose
+/// manifest records the sha256) is fetching again. The complete copy agrees with the partial, is
+/// hashed, and is linked: nothing is downloaded, where preferring the partial would fetch the rest.
+#[test]
+fn a_complete_copy_of_the_same_content_is_checked_before_a_partial_is_resumed() {
+    let hub = MockHub::start();
+    let a = big(111, 16 * MB);
+    let older = hub.commit(
+        REPO,
+        "main",
+        vec![
+            MockFile::lfs("a.gguf", a.clone()),
+            MockFile::regular("README.md", b"v1".to_vec()),
+        ],
+    );
+    let new = hub.commit(
+        REPO,
+        "main",
+        vec![
+            MockFile::lfs("a.gguf", a.clone()),
+            MockFile::regular("README.md", b"v2".to_vec()),
+        ],
+    );
+    let cache = TempDir::new("salvage-same-bytes");
+    let root = snapshots(cache.path());
+    let mtimes = committed_snapshot(&root, &older, &[("a.gguf", &a), ("README.md", b"v1")]);
+    // lemonade's interrupted download of the new commit, in the target folder itself.
+    lemonade_orphan(
+        &root,
+        &new,
+        &manifest_with_hashes(&[("a.gguf", &a), ("README.md", b"v2")]),
+        &[("a.gguf", &a[..4 * MB])],
+    );
+    let out =
+        lemon_pull::pull(&options(&hub.endpoint(), cache.path(), REPO), &mut Silent).expect("pull");
+    assert_eq!(hub.bytes_served(REPO, "a.gguf"), 0, "linked, not resumed");
+    let a_plan = out.plan.iter().find(|p| p.path == "a.gguf").expect("a");
+    assert_eq!(
+        (a_plan.source, a_plan.from.as_deref()),
+        (Source::Link, Some(older.as_str()))
+    );
+    assert_eq!(fs::read(root.join(&new).join("a.gguf")).expect("a"), a);
+    assert!(!root.join(&new).join("a.gguf.partial").exists());
+    let meta = fs::metadata(root.join(&older).join("a.gguf")).expect("kept");
+    assert_eq!(meta.modified().expect("t"), mtimes[0]);
+    assert_eq!(fs::read(root.join(&older).join("a.gguf")).expect("old"), a);
+}

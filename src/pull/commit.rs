@@ -11,9 +11,10 @@ use crate::net::http::Http;
 use crate::net::hub;
 use crate::progress::{Event, Reporter, Source};
 use crate::repo_path::is_commit_sha;
-use crate::salvage::{self, IdIndex, Scan};
+use crate::salvage;
 
 use super::plan::Plan;
+use super::reuse::removable_orphans;
 use super::{PullOutcome, Reclaimed, Unit};
 
 /// Writes the manifest unless every file is already present in a snapshot that has none; returns
@@ -42,7 +43,12 @@ pub(super) fn finish(
 ) -> Result<()> {
     commit(units, manifest_path)?;
     // Only salvage moves files out of other folders: without a move, the first scan still holds.
-    for (unit, l) in removable_orphans(units, &plan.scans, moved.then_some(&plan.ids)) {
+    for (unit, l) in removable_orphans(
+        units,
+        &plan.scans,
+        moved.then_some(&plan.ids),
+        Some(&plan.stamps),
+    ) {
         // Cleanup is a courtesy: the pull has committed, so a folder that cannot be removed
         // now is left for the next pull rather than turned into a failure.
         if salvage::remove_orphan(&unit.cache, &l.folder.name).is_err() {
@@ -72,34 +78,12 @@ pub(super) fn finish(
 
 /// What a dry run would remove after committing.
 pub(super) fn reclaimable(units: &[Unit], plan: &Plan) -> Vec<Reclaimed> {
-    removable_orphans(units, &plan.scans, None)
+    removable_orphans(units, &plan.scans, None, None)
         .into_iter()
         .map(|(unit, l)| Reclaimed {
             repo: unit.listing.repo.clone(),
             snapshot: l.folder.name,
             bytes: l.bytes,
-        })
-        .collect()
-}
-
-/// The orphaned snapshot folders of every repository that hold nothing a later pull could use.
-/// `scans` were taken before salvage; with `rescan_ids` (salvage has moved files since) the folders
-/// are scanned again, else (a dry run, or nothing moved) judged as scanned.
-fn removable_orphans<'u>(
-    units: &'u [Unit],
-    scans: &[Scan],
-    rescan_ids: Option<&IdIndex>,
-) -> Vec<(&'u Unit, salvage::Leftover)> {
-    units
-        .iter()
-        .zip(scans)
-        .flat_map(|(unit, before)| {
-            let rescanned =
-                rescan_ids.map(|ids| salvage::scan(&unit.cache, &unit.listing.commit, ids));
-            let now = rescanned.as_ref().unwrap_or(before);
-            salvage::judge_orphans(now, before, &unit.listing.files, &unit.files)
-                .into_iter()
-                .map(move |l| (unit, l))
         })
         .collect()
 }

@@ -12,6 +12,7 @@ mod keep_previous;
 mod plan;
 mod request;
 mod resolve;
+mod reuse;
 
 use fallback::{answer_from_cache, fall_back_to_cache};
 use plan::Plan;

@@ -9,6 +9,7 @@ use crate::salvage::{self, Candidate, IdIndex, Scan};
 use crate::stamps::Stamps;
 use crate::verify::hash_file;
 
+use super::reuse::source_of;
 use super::{PlannedFile, Unit};
 
 /// The plan of a pull.
@@ -30,8 +31,8 @@ pub(super) struct PlanItem {
     /// Index into that unit's files.
     pub file: usize,
     pub planned: PlannedFile,
-    /// The copy elsewhere in the cache to salvage, if any.
-    pub pick: Option<Candidate>,
+    /// The copies elsewhere in the cache to salvage from, best first (tried in this order).
+    pub copies: Vec<Candidate>,
 }
 
 impl Plan {
@@ -54,12 +55,12 @@ impl Plan {
         let mut items = Vec::new();
         for (u, unit) in units.iter().enumerate() {
             let planned = plan_unit(unit, &scans[u], &mut stamps[u], &cancel, dry_run)?;
-            for (f, (planned, pick)) in planned.into_iter().enumerate() {
+            for (f, (planned, copies)) in planned.into_iter().enumerate() {
                 items.push(PlanItem {
                     unit: u,
                     file: f,
                     planned,
-                    pick,
+                    copies,
                 });
             }
         }
@@ -81,14 +82,15 @@ impl Plan {
 
 /// Decides, per file of one repository, where its bytes come from. A complete file in the target
 /// without a valid stamp is hashed once; if it does not match it is removed so it can never pass as
-/// a good copy. Otherwise the best copy anywhere in `snapshots/` is picked (see [`salvage`]).
+/// a good copy. Otherwise the usable copies anywhere in `snapshots/` are ranked (see [`salvage`]):
+/// the plan names the best, and salvage falls back along the list when a complete copy fails.
 fn plan_unit(
     unit: &Unit,
     scan: &Scan,
     stamps: &mut Stamps,
     cancel: &Cancel,
     dry_run: bool,
-) -> Result<Vec<(PlannedFile, Option<Candidate>)>> {
+) -> Result<Vec<(PlannedFile, Vec<Candidate>)>> {
     let commit = &unit.listing.commit;
     let mut plan = Vec::with_capacity(unit.files.len());
     for file in &unit.files {
@@ -119,21 +121,19 @@ fn plan_unit(
             on_disk,
             from: from.map(str::to_string),
         };
-        let entry = if present {
-            (planned(Source::Present, file.size, None), None)
+        let copies = if present {
+            Vec::new()
         } else {
-            match salvage::best(scan, file) {
-                None => (planned(Source::Download, 0, None), None),
-                Some(c) if c.in_target => (planned(Source::Resume, c.len, None), None),
-                Some(c) => {
-                    let source = match (c.partial, c.committed) {
-                        (true, _) => Source::SalvagePartial,
-                        (false, false) => Source::SalvageFile,
-                        (false, true) => Source::Link,
-                    };
-                    (planned(source, c.len, Some(&c.snapshot)), Some(c.clone()))
-                }
-            }
+            salvage::ranked(scan, file)
+        };
+        let entry = match copies.first() {
+            None if present => (planned(Source::Present, file.size, None), Vec::new()),
+            None => (planned(Source::Download, 0, None), Vec::new()),
+            Some(c) if c.in_target => (planned(Source::Resume, c.len, None), Vec::new()),
+            Some(c) => (
+                planned(source_of(c), c.len, Some(&c.snapshot)),
+                copies.into_iter().cloned().collect(),
+            ),
         };
         plan.push(entry);
     }
