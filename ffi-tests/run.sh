@@ -322,5 +322,7 @@ fi
 echo "== test_c pinned"
 curl -fsS -o /dev/null -X POST "$endpoint/admin/commit?repo=local/demo" || fail "move main"
 run_program "test_c pinned" "$bin/test_c" pinned "$work/cache-test_c-pinned"
+echo "== test_c keep"
+run_program "test_c keep" "$bin/test_c" keep "$work/cache-test_c-pinned"
 
 finish

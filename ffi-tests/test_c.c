@@ -18,6 +18,8 @@
  *               main's newer commit of LEMON_TEST_REPO2)
  *   unreachable with a complete snapshot cached, a refusing endpoint answers from the cache
  *               (from_cache = 1) within seconds; NO_CACHE_FALLBACK makes it NETWORK
+ *   keep        after `pinned` (same cache), main moved to a commit with the same files:
+ *               KEEP_UNCHANGED_SNAPSHOT keeps the pinned snapshot, downloading nothing
  *   hermetic    HF_* and proxy variables in the environment change nothing without
  *               LEMON_PULL_FLAG_READ_ENVIRONMENT (run.sh checks that no token reached the hub)
  *   environment with the flag, HF_ENDPOINT, HF_HUB_CACHE, HF_TOKEN and HF_HUB_OFFLINE apply
@@ -901,6 +903,27 @@ static void phase_unreachable(const char *cache) {
     lemon_pull_result_free(&r);
 }
 
+static void phase_keep(const char *cache) {
+    lemon_pull_options o;
+    lemon_pull_result r = {0};
+    const char *wanted[2];
+    char detail[512];
+    lemon_status s;
+
+    base_options(&o, cache);
+    wanted[0] = "config.json";
+    wanted[1] = env("LEMON_TEST_FILE");
+    o.include = wanted;
+    o.include_len = 2;
+    o.flags = LEMON_PULL_FLAG_KEEP_UNCHANGED_SNAPSHOT;
+    s = lemon_resume_pull(&o, &r);
+    snprintf(detail, sizeof detail, "status %d, commit %s, %llu bytes downloaded: %s", (int)s, or_null(r.commit),
+             (unsigned long long)r.bytes_downloaded, or_null(r.error_message));
+    check("main moved but nothing selected changed: the previous snapshot stays active",
+          s == LEMON_STATUS_OK && streq(r.commit, env("LEMON_TEST_COMMIT")) && r.bytes_downloaded == 0, detail);
+    lemon_pull_result_free(&r);
+}
+
 /* Variables that would change the pull if the library read them; HF_ENDPOINT and the proxies point
  * at a port where nothing listens. */
 static void set_hostile_environment(const char *cache) {
@@ -1030,6 +1053,8 @@ int main(int argc, char **argv) {
         phase_pinned(cache);
     } else if (strcmp(g_phase, "unreachable") == 0) {
         phase_unreachable(cache);
+    } else if (strcmp(g_phase, "keep") == 0) {
+        phase_keep(cache);
     } else if (strcmp(g_phase, "hermetic") == 0) {
         phase_hermetic(cache);
     } else if (strcmp(g_phase, "environment") == 0) {

@@ -640,3 +640,43 @@ fn an_unreachable_hub_is_answered_from_the_cache_and_the_result_says_so() {
     let result = json_lines(&out.stdout).pop().expect("result");
     assert_eq!(result["error"]["code"], "network");
 }
+
+#[test]
+fn keep_unchanged_keeps_the_snapshot_when_only_an_unselected_file_changed() {
+    let hub = MockHub::start();
+    let files = |readme: &str| {
+        vec![
+            MockFile::regular("README.md", readme.as_bytes().to_vec()),
+            MockFile::regular("config.json", b"{}".to_vec()),
+        ]
+    };
+    let first = hub.commit(REPO, "main", files("v1"));
+    let cache = TempDir::new("cli-keep");
+    let pull = || {
+        cli(&hub, cache.path())
+            .args([
+                "--json",
+                "--keep-unchanged",
+                "--include",
+                "config.json",
+                REPO,
+            ])
+            .output()
+            .expect("run")
+    };
+    assert!(pull().status.success());
+    hub.commit(REPO, "main", files("v2"));
+    let out = pull();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result = json_lines(&out.stdout).pop().expect("result");
+    assert_eq!(
+        result["commit"],
+        first.as_str(),
+        "the kept snapshot is active"
+    );
+    assert_eq!(result["bytes_downloaded"], 0);
+}
