@@ -1,8 +1,10 @@
 //! Backoff schedule for retries: exponential with jitter, honouring `Retry-After`, bounded in count
-//! and in total waiting time.
+//! and in total waiting time; and the retry bookkeeping of one stream of attempts at a file
+//! ([`Failure`], [`Retrier`]), shared by the sequential and the parallel transfer.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::error::{Error, Result};
 use crate::options::RetryPolicy;
 
 /// Whether an HTTP status is worth retrying: timeouts, rate limits and server errors.
@@ -133,6 +135,137 @@ fn days_from_civil(y: i64, m: u64, d: u64) -> Option<u64> {
     let doy = (153 * mp + 2) / 5 + d as i64 - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     u64::try_from(era * 146_097 + doe - 719_468).ok()
+}
+
+/// Why one attempt ended early.
+pub(crate) enum Failure {
+    /// Worth another attempt after a backoff.
+    Retry {
+        error: Error,
+        retry_after: Option<Duration>,
+        status: Option<u16>,
+    },
+    /// Give up now.
+    Fatal(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Fatal(e)
+    }
+}
+
+impl Failure {
+    /// A network error is worth a retry; anything else (cancellation, a refused redirect) is not.
+    pub(crate) fn network(e: Error) -> Failure {
+        match e {
+            e @ Error::Network { .. } => Failure::Retry {
+                error: e,
+                retry_after: None,
+                status: None,
+            },
+            other => Failure::Fatal(other),
+        }
+    }
+}
+
+/// The next retry of a stream of attempts: how long to wait and what to report.
+pub(crate) struct RetryPlan {
+    /// 1-based number of the retry.
+    pub attempt: u32,
+    pub delay: Duration,
+    pub reason: String,
+}
+
+/// Retry bookkeeping of one stream of attempts at one file (the sequential transfer, or one
+/// connection of a parallel one): the backoff schedule, reset whenever bytes arrived, and the
+/// last HTTP status, named in the final error.
+pub(crate) struct Retrier {
+    backoff: Backoff,
+    last_status: Option<u16>,
+}
+
+impl Retrier {
+    pub(crate) fn new(policy: RetryPolicy) -> Retrier {
+        Retrier {
+            backoff: Backoff::new(policy),
+            last_status: None,
+        }
+    }
+
+    /// Bytes arrived: the next failure starts the backoff schedule over.
+    pub(crate) fn progressed(&mut self) {
+        self.backoff.reset();
+    }
+
+    /// After a failed attempt (which received bytes if `progressed`): the retry to make, or the
+    /// error to give up with, naming the file.
+    pub(crate) fn next(
+        &mut self,
+        failure: Failure,
+        progressed: bool,
+        path: &str,
+    ) -> Result<RetryPlan> {
+        let (error, retry_after, status) = match failure {
+            Failure::Fatal(e) => return Err(with_file(e, path, self.last_status)),
+            Failure::Retry {
+                error,
+                retry_after,
+                status,
+            } => (error, retry_after, status),
+        };
+        if status.is_some() {
+            self.last_status = status;
+        }
+        if progressed {
+            self.progressed();
+        }
+        let Some(delay) = self.backoff.next_delay(retry_after) else {
+            return Err(with_file(error, path, self.last_status));
+        };
+        Ok(RetryPlan {
+            attempt: self.backoff.attempt(),
+            delay,
+            reason: error.to_string(),
+        })
+    }
+}
+
+/// Adds the file name and last HTTP status to the error that ended the transfer: a URL alone (a
+/// signed CDN URL names a hash, not a file) does not tell the user which file failed.
+fn with_file(e: Error, path: &str, last_status: Option<u16>) -> Error {
+    match e {
+        Error::InvalidResponse { url, message } if !message.contains(path) => {
+            Error::InvalidResponse {
+                url,
+                message: format!("{message} (file {path})"),
+            }
+        }
+        Error::Network {
+            url,
+            message,
+            unreachable,
+            ..
+        } => Error::Network {
+            url,
+            file: Some(path.to_string()),
+            message,
+            last_status,
+            unreachable,
+        },
+        Error::Http {
+            url,
+            status,
+            message,
+            ..
+        } => Error::Http {
+            url,
+            file: Some(path.to_string()),
+            status,
+            message,
+        },
+        other => other,
+    }
 }
 
 #[cfg(test)]

@@ -45,7 +45,8 @@
 //!   again, at most about one checkpoint interval in all plus what was in flight.
 //! - The sidecar exists before the first byte is written out of order, and is removed only when the
 //!   partial is a plain prefix again (whole, or cut back to its prefix for the fallback).
-//! - The verify → restart-once → rename logic is the sequential path's ([`transfer::fetch`]).
+//! - The verify → restart-once → rename logic is shared with the sequential pass
+//!   ([`crate::transfer::fetch`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -56,13 +57,13 @@ use std::time::{Duration, Instant};
 use crate::cancel::{Cancel, POLL};
 use crate::error::{Error, Result};
 use crate::net::http::{ByteRange, Http, Response};
+use crate::net::retry::{Failure, Retrier, RetryPlan};
 use crate::options::RetryPolicy;
 use crate::progress::{Event, Reporter};
 use crate::transfer::checkpoint;
+use crate::transfer::partial::{self, Complete, Task};
 use crate::transfer::segments::RangeSet;
-use crate::transfer::{
-    self, Complete, Failure, Retrier, RetryPlan, Task, check_content_range, read_some, retry_status,
-};
+use crate::transfer::wire::{self, check_content_range, read_some, retry_status};
 use crate::verify::ContentHasher;
 
 /// Smallest file fetched with several connections; below it one connection is as fast.
@@ -164,7 +165,7 @@ fn open(task: &Task<'_>, reporter: &mut Reporter<'_>) -> Result<(File, RangeSet)
     let path = &task.partial_path;
     let (file, done) = match task.segments.trusted(path, task.file.size) {
         Some(done) => {
-            let file = transfer::open_partial(task)?;
+            let file = partial::open_partial(task)?;
             // Bytes past the end cannot belong to this file.
             if file.metadata().map(|m| m.len()).unwrap_or(0) > task.file.size {
                 file.set_len(task.file.size)
@@ -173,7 +174,7 @@ fn open(task: &Task<'_>, reporter: &mut Reporter<'_>) -> Result<(File, RangeSet)
             (file, done)
         }
         None => {
-            let (file, trusted) = transfer::open_prefix(task, reporter)?;
+            let (file, trusted) = partial::open_prefix(task, reporter)?;
             (file, RangeSet::prefix(trusted))
         }
     };
@@ -591,7 +592,7 @@ impl Connection<'_, '_> {
             None => (task.url.clone(), true),
         };
         let range = ByteRange::Closed(from, to - 1);
-        let mut resp = transfer::request(self.sh.http, task, &url, range, via_resolve)?;
+        let mut resp = wire::request(self.sh.http, task, &url, range, via_resolve)?;
         match resp.status {
             206 => check_content_range(task, &resp, from, Some(to - 1))?,
             200 => return Err(PieceError::NoRanges),

@@ -1,6 +1,6 @@
 //! Which byte ranges of a partial file are on disk, for partials written by several connections at
-//! once (see [`crate::transfer::parallel`]): such a partial has holes, so its length says nothing about how
-//! much of it is good.
+//! once (the parallel pass): such a partial has holes, so its length says nothing about how much of
+//! it is good.
 //!
 //! The record is a sidecar next to the checkpoints, `.lemon-pull/partials/<alg>-<hex>.segments.json`,
 //! outside the snapshot (lemonade never sees it) and keyed by the content id, so it stays valid when
