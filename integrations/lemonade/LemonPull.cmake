@@ -8,7 +8,8 @@
 #   lemon_pull_attach(lemonade-server-core)
 #
 # LEMONADE_USE_LEMON_PULL
-#   ON  (default): `cargo build --locked --profile ${LEMON_PULL_CARGO_PROFILE} --lib` in
+#   ON  (default): `cargo rustc --locked --profile ${LEMON_PULL_CARGO_PROFILE} --lib
+#       --crate-type staticlib` in
 #       LEMON_PULL_SOURCE_DIR at build time (cargo decides what is stale; a no-op build is quick),
 #       into LEMON_PULL_CARGO_TARGET_DIR; imported as lemon_pull::lemon_pull.
 #   OFF: find_package(lemon_pull CONFIG REQUIRED): a prebuilt library of the same version
@@ -40,6 +41,10 @@ set(LEMON_PULL_CARGO_TARGET_DIR "${CMAKE_BINARY_DIR}/lemon-pull-target" CACHE PA
 set(LEMON_PULL_NATIVE_LIBS "" CACHE STRING
     "System libraries lemon-pull needs (CMake list); empty = the per-platform default below")
 
+# Verified here (check.sh compares it with rustc's list): x86_64-unknown-linux-gnu, rustc 1.89+
+# prints -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc.
+set(_lemon_pull_linux_libs gcc_s util rt pthread m dl c)
+
 # The system libraries rustc names for the static library (--print native-static-libs).
 function(_lemon_pull_native_libs out)
     if(LEMON_PULL_NATIVE_LIBS)
@@ -57,9 +62,7 @@ function(_lemon_pull_native_libs out)
         # verifier (Security, CoreFoundation).
         set(${out} "-framework Security" "-framework CoreFoundation" System c m PARENT_SCOPE)
     else()
-        # Verified here: rustc 1.89+ on x86_64-unknown-linux-gnu prints
-        # -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
-        set(${out} gcc_s util rt pthread m dl c PARENT_SCOPE)
+        set(${out} ${_lemon_pull_linux_libs} PARENT_SCOPE)
     endif()
 endfunction()
 
@@ -100,6 +103,10 @@ function(_lemon_pull_build_with_cargo)
     endif()
 
     set(profile "${LEMON_PULL_CARGO_PROFILE}")
+    # `cargo rustc --crate-type staticlib` rather than `cargo build`: the crate is also an rlib,
+    # and Cargo skips LTO when it builds both, which costs the dist profile its size gain. The
+    # build log shows rustc's list of system libraries ("native-static-libs: ..."; Cargo replays
+    # it on no-op builds) to compare with _lemon_pull_native_libs on a new platform.
     # cargo's output folder is named after the profile, except for its two built-in ones.
     if(profile STREQUAL "dev")
         set(profile_dir debug)
@@ -122,8 +129,8 @@ function(_lemon_pull_build_with_cargo)
     set(outputs "")
     if(NOT triples)
         list(APPEND commands COMMAND ${CMAKE_COMMAND} -E env ${env}
-             "${LEMON_PULL_CARGO}" build --locked --profile "${profile}" --lib
-             --manifest-path "${_lemon_pull_root}/Cargo.toml")
+             "${LEMON_PULL_CARGO}" rustc --locked --profile "${profile}" --lib --crate-type staticlib
+             --manifest-path "${_lemon_pull_root}/Cargo.toml" -- --print=native-static-libs)
         list(APPEND outputs "${target_dir}/${profile_dir}/${lib_name}")
     endif()
     foreach(triple IN LISTS triples)
@@ -137,8 +144,9 @@ function(_lemon_pull_build_with_cargo)
             list(APPEND triple_env "CARGO_TARGET_${triple_upper}_RUSTFLAGS=-Ctarget-feature=+crt-static")
         endif()
         list(APPEND commands COMMAND ${CMAKE_COMMAND} -E env ${triple_env}
-             "${LEMON_PULL_CARGO}" build --locked --profile "${profile}" --lib --target "${triple}"
-             --manifest-path "${_lemon_pull_root}/Cargo.toml")
+             "${LEMON_PULL_CARGO}" rustc --locked --profile "${profile}" --lib --crate-type staticlib
+             --target "${triple}" --manifest-path "${_lemon_pull_root}/Cargo.toml"
+             -- --print=native-static-libs)
         list(APPEND outputs "${target_dir}/${triple}/${profile_dir}/${lib_name}")
     endforeach()
 

@@ -9,7 +9,8 @@
 #   2. installs with apt-get what the compiles need (apt-get update once, only when missing);
 #   3. compiles every lemonade translation unit the patch changes, with lemonade's include paths,
 #      and the bridge with -Werror (lemonade's full server is not built: it pins newer dependency
-#      versions than Debian 12 ships and fetches others from the internet);
+#      versions than Debian 12 ships and fetches others from the internet); runs bridge_test.cpp,
+#      the bridge against a scripted stand-in for the C API;
 #   4. compiles lemonade's own tree_snapshot_id, regenerates the ModelScope fingerprint vectors and
 #      diffs them with tests/fixtures/modelscope_fingerprints.json (--regenerate-fingerprints
 #      rewrites the fixture instead);
@@ -53,6 +54,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/lemonade-check.XXXXXX")
 hub_pid=""
 passed=0
 failed=0
+skipped=0
 
 cleanup() {
     if [ -n "$hub_pid" ]; then
@@ -67,7 +69,11 @@ trap 'exit 130' INT TERM
 pass() { echo "PASS $1"; passed=$((passed + 1)); }
 fail() { echo "FAIL $1${2:+ -- $2}"; failed=$((failed + 1)); }
 finish() {
-    echo "$passed passed, $failed failed"
+    if [ "$skipped" -gt 0 ]; then
+        echo "$passed passed, $failed failed, $skipped skipped"
+    else
+        echo "$passed passed, $failed failed"
+    fi
     [ "$failed" -eq 0 ]
     exit
 }
@@ -79,6 +85,21 @@ check() { # NAME CMD...: one check from a command's exit status (output shown on
 }
 expect_eq() { # NAME ACTUAL EXPECTED
     if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "got '$2', expected '$3'"; fi
+}
+# run_program NAME CMD...: runs a test program, counting its PASS/FAIL lines; a crash or a
+# sanitizer report without a FAIL line counts as one failure.
+run_program() {
+    local name=$1 log=$work/program.log status p f
+    shift
+    "$@" >"$log" 2>&1
+    status=$?
+    sed 's/^/   /' "$log"
+    p=$(grep -c '^PASS ' "$log")
+    f=$(grep -c '^FAIL ' "$log")
+    passed=$((passed + p))
+    failed=$((failed + f))
+    if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then fail "$name" "exited with status $status"; fi
+    if [ "$status" -eq 0 ] && [ "$p" -eq 0 ]; then fail "$name" "ran no check"; fi
 }
 expect_le() { # NAME ACTUAL LIMIT
     if [ -n "$2" ] && [ "$2" -le "$3" ]; then pass "$1 ($2 <= $3)"; else fail "$1" "got '$2', limit $3"; fi
@@ -133,6 +154,13 @@ for tu in "${changed[@]}"; do
 done
 check "compiles: $here/lemon_pull_download.cpp (-Wall -Wextra -Werror -pedantic)" \
     g++ -std=c++17 -Wall -Wextra -Werror -pedantic -fsyntax-only "${includes[@]}" "$here/lemon_pull_download.cpp"
+# The bridge's mapping against a scripted stand-in for the C API (no library, no hub needed).
+if check "compile bridge_test.cpp + the bridge (ASan+UBSan)" \
+    g++ -std=c++17 -Wall -Wextra -Werror -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
+    -fno-omit-frame-pointer "${includes[@]}" "$here/bridge_test.cpp" "$here/lemon_pull_download.cpp" \
+    -o "$work/bridge_test"; then
+    run_program "bridge_test" "$work/bridge_test"
+fi
 if grep -q 'LEMON_PULL_FLAG_KEEP_UNCHANGED_SNAPSHOT' include/lemon_pull.h; then
     # The header has the planned API: the bridge must build without the temporary declarations.
     mkdir -p "$work/bridge-alone"
@@ -223,8 +251,12 @@ int main(int argc, char** argv) {
 #endif
 }
 EOF
-read -r -a native < <(cargo rustc -q --locked --profile "$profile" --lib --crate-type staticlib -- \
-    --print native-static-libs 2>&1 | sed -n 's/.*native-static-libs: //p' | tail -n 1)
+# LemonPull.cmake's cargo command prints rustc's list of system libraries into the build log.
+native_libs=$(sed -n 's/.*native-static-libs: //p' "$work/cmake.log" | tail -n 1)
+read -r -a native <<<"$native_libs"
+cmake_libs=$(sed -n 's/^set(_lemon_pull_linux_libs \(.*\))$/\1/p' "$here/LemonPull.cmake")
+expect_eq "LemonPull.cmake's Linux libraries are rustc's native-static-libs" \
+    "$(sed 's/-l//g' <<<"$native_libs")" "$cmake_libs"
 if g++ -std=c++17 -O2 -I include "$work/size_probe.cpp" -o "$work/probe-without" \
     && g++ -std=c++17 -O2 -DWITH_LEMON_PULL -I include "$work/size_probe.cpp" "$lib" "${native[@]}" -o "$work/probe-with" \
     && strip "$work/probe-without" "$work/probe-with"; then
@@ -289,13 +321,16 @@ bytes_on_disk() {
     echo "$total"
 }
 result=""
-# run_driver NAME ARGS...: runs the driver, counts its PASS/FAIL lines, keeps its RESULT line.
+driver_ok=0
+# run_driver NAME ARGS...: runs the driver, counts its PASS/FAIL lines, keeps its RESULT line and
+# whether the call ended as expected (driver_ok).
 run_driver() {
     local name=$1 log=$work/driver.log status p f
     shift
     echo "-- $name"
     "$driver" "$@" >"$log" 2>"$work/driver.err"
     status=$?
+    if grep -q '^PASS outcome is ' "$log"; then driver_ok=1; else driver_ok=0; fi
     sed 's/^/   /' "$log"
     p=$(grep -c '^PASS ' "$log")
     f=$(grep -c '^FAIL ' "$log")
@@ -305,6 +340,17 @@ run_driver() {
     result=$(grep -m1 '^RESULT ' "$log")
 }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$result"; }
+# on_ok CHECK NAME ARGS...: a check of what the last driver run left behind; skipped (and counted
+# as such) when that run did not end as expected, since its failure is already counted and the
+# disk would say nothing.
+on_ok() {
+    if [ "$driver_ok" = 1 ]; then
+        "$@"
+    else
+        echo "SKIP $2 (the driver's call did not end as expected)"
+        skipped=$((skipped + 1))
+    fi
+}
 files=(model-Q4_K_M.gguf config.json tokenizer.json)
 file_args=(--file model-Q4_K_M.gguf --file config.json --file tokenizer.json)
 selected_bytes=$(( $(size_of "$model/model-Q4_K_M.gguf") + $(size_of "$model/config.json") + $(size_of "$model/tokenizer.json") ))
@@ -315,13 +361,13 @@ c1=$work/cache-fresh
 admin reset >/dev/null
 run_driver "fresh pull" --source huggingface --cache "$c1" --repo local/demo "${file_args[@]}" \
     --aux local/aux:config.json --listing-out "$work/listing-fresh.json" --expect ok
-expect_eq "fresh: refs/main names the listed commit" "$(refs_main "$(hf_dir "$c1")")" "$commit1"
-expect_eq "fresh: the component's refs/main names its commit" "$(refs_main "$(hf_dir "$c1" aux)")" "$aux_commit"
-expect_eq "fresh: the GGUF is complete" "$(size_of "$(hf_dir "$c1")/snapshots/$commit1/model-Q4_K_M.gguf")" "$MODEL_BYTES"
-check "fresh: the component landed in its own repository folder" test -f "$(hf_dir "$c1" aux)/snapshots/$aux_commit/config.json"
-check "fresh: no manifest and no partial left" sh -c "! find '$c1' -name '*.partial' -o -name .download_manifest.json | grep -q ."
+on_ok expect_eq "fresh: refs/main names the listed commit" "$(refs_main "$(hf_dir "$c1")")" "$commit1"
+on_ok expect_eq "fresh: the component's refs/main names its commit" "$(refs_main "$(hf_dir "$c1" aux)")" "$aux_commit"
+on_ok expect_eq "fresh: the GGUF is complete" "$(size_of "$(hf_dir "$c1")/snapshots/$commit1/model-Q4_K_M.gguf")" "$MODEL_BYTES"
+on_ok check "fresh: the component landed in its own repository folder" test -f "$(hf_dir "$c1" aux)/snapshots/$aux_commit/config.json"
+on_ok check "fresh: no manifest and no partial left" sh -c "! find '$c1' -name '*.partial' -o -name .download_manifest.json | grep -q ."
 aux_bytes=$(size_of "$model/config.json")
-expect_eq "fresh: the hub served exactly the selected bytes" "$(served)" "$((selected_bytes + aux_bytes))"
+on_ok expect_eq "fresh: the hub served exactly the selected bytes" "$(served)" "$((selected_bytes + aux_bytes))"
 
 echo "== 2a. cancel from the callback mid-transfer"
 c2=$work/cache-cancel
@@ -330,9 +376,9 @@ run_driver "cancel from the callback" --source huggingface --cache "$c2" --repo 
     --cancel-at-bytes "$CANCEL_AT" --expect cancelled --max-latency-ms 1000
 admin "rate?bps=0" >/dev/null
 snap2=$(hf_dir "$c2")/snapshots/$commit1
-check "cancel: the partial is kept" test -s "$snap2/model-Q4_K_M.gguf.partial"
-check "cancel: the manifest is kept" test -f "$snap2/.download_manifest.json"
-expect_eq "cancel: no refs/main" "$(refs_main "$(hf_dir "$c2")")" ""
+on_ok check "cancel: the partial is kept" test -s "$snap2/model-Q4_K_M.gguf.partial"
+on_ok check "cancel: the manifest is kept" test -f "$snap2/.download_manifest.json"
+on_ok expect_eq "cancel: no refs/main" "$(refs_main "$(hf_dir "$c2")")" ""
 
 echo "== 2b. an exception thrown in the callback"
 c2t=$work/cache-throw
@@ -340,18 +386,18 @@ admin "rate?bps=$SLOW_BPS" >/dev/null
 run_driver "callback throws" --source huggingface --cache "$c2t" --repo local/demo "${file_args[@]}" \
     --throw-at-bytes "$STALL_AT" --expect logic-error --expect-message "callback failure" --max-seconds 10
 admin "rate?bps=0" >/dev/null
-check "throw: the partial is kept" test -s "$(hf_dir "$c2t")/snapshots/$commit1/model-Q4_K_M.gguf.partial"
+on_ok check "throw: the partial is kept" test -s "$(hf_dir "$c2t")/snapshots/$commit1/model-Q4_K_M.gguf.partial"
 
 echo "== 2c. cancel 2 s into a 30 s stall"
 c3=$work/cache-stall
-admin "fault?target=anyfile&kind=stall&bytes=$STALL_AT&ms=30000" >/dev/null
+admin "fault?target=cdn:model-Q4_K_M.gguf&kind=stall&bytes=$STALL_AT&ms=30000" >/dev/null
 run_driver "cancel during a stall" --source huggingface --cache "$c3" --repo local/demo "${file_args[@]}" \
     --cancel-after "$((STALL_AT / 2)):2000" --expect cancelled --max-latency-ms 1000 --max-seconds 15
 admin reset >/dev/null
-expect_le "stall: lemonade's callback was called at least every second while idle" "$(field max_gap_ms)" 1000
-check "stall: the partial is kept" test -s "$(hf_dir "$c3")/snapshots/$commit1/model-Q4_K_M.gguf.partial"
-check "stall: the manifest is kept" test -f "$(hf_dir "$c3")/snapshots/$commit1/.download_manifest.json"
-expect_eq "stall: no refs/main" "$(refs_main "$(hf_dir "$c3")")" ""
+on_ok expect_le "stall: lemonade's callback was called at least every second while idle" "$(field max_gap_ms)" 1000
+on_ok check "stall: the partial is kept" test -s "$(hf_dir "$c3")/snapshots/$commit1/model-Q4_K_M.gguf.partial"
+on_ok check "stall: the manifest is kept" test -f "$(hf_dir "$c3")/snapshots/$commit1/.download_manifest.json"
+on_ok expect_eq "stall: no refs/main" "$(refs_main "$(hf_dir "$c3")")" ""
 
 echo "== 3. the commit moves while paused, then resume"
 on_disk=$(bytes_on_disk "$snap2" "${files[@]}")
@@ -360,12 +406,12 @@ commit2=$(admin "commit?repo=local/demo" | commit_of)
 [ -n "$commit2" ] && [ "$commit2" != "$commit1" ] || fail "hub: a new commit" "got '$commit2'"
 admin reset >/dev/null
 run_driver "resume across a commit change" --source huggingface --cache "$c2" --repo local/demo "${file_args[@]}" --expect ok
-expect_le "resume: bytes served <= missing bytes + one checkpoint" "$(served)" \
+on_ok expect_le "resume: bytes served <= missing bytes + one checkpoint" "$(served)" \
     "$((selected_bytes - on_disk + CHECKPOINT_BYTES))"
-expect_eq "resume: refs/main names the new commit" "$(refs_main "$(hf_dir "$c2")")" "$commit2"
-expect_eq "resume: the new snapshot is complete" \
+on_ok expect_eq "resume: refs/main names the new commit" "$(refs_main "$(hf_dir "$c2")")" "$commit2"
+on_ok expect_eq "resume: the new snapshot is complete" \
     "$(size_of "$(hf_dir "$c2")/snapshots/$commit2/model-Q4_K_M.gguf")" "$MODEL_BYTES"
-check "resume: the old in-progress folder is gone" test ! -e "$snap2"
+on_ok check "resume: the old in-progress folder is gone" test ! -e "$snap2"
 
 echo "== 4. keep the previous snapshot when only an unselected file changed"
 printf 'readme %s\n' "$(date +%s%N)" >"$model/README.md"
@@ -373,22 +419,28 @@ commit3=$(admin "commit?repo=local/demo" | commit_of)
 [ -n "$commit3" ] && [ "$commit3" != "$commit2" ] || fail "hub: a third commit" "got '$commit3'"
 admin reset >/dev/null
 run_driver "keep the previous snapshot" --source huggingface --cache "$c2" --repo local/demo "${file_args[@]}" --expect ok
-expect_eq "keep: refs/main unchanged" "$(refs_main "$(hf_dir "$c2")")" "$commit2"
-check "keep: no folder for the new commit" test ! -e "$(hf_dir "$c2")/snapshots/$commit3"
-expect_eq "keep: the bridge reports the kept snapshot" "$(field kept)" "1"
-expect_eq "keep: 0 bytes served" "$(served)" "0"
+on_ok expect_eq "keep: refs/main unchanged" "$(refs_main "$(hf_dir "$c2")")" "$commit2"
+on_ok check "keep: no folder for the new commit" test ! -e "$(hf_dir "$c2")/snapshots/$commit3"
+on_ok expect_eq "keep: the bridge reports the kept snapshot" "$(field kept)" "1"
+on_ok expect_eq "keep: 0 bytes served" "$(served)" "0"
 
 echo "== 5. ModelScope"
 c5=$work/cache-modelscope
 admin reset >/dev/null
-run_driver "ModelScope pull" --source modelscope --cache "$c5" --repo local/demo "${file_args[@]}" --expect ok
+run_driver "ModelScope pull" --source modelscope --cache "$c5" --repo local/demo "${file_args[@]}" \
+    --listing-out "$work/listing-modelscope.json" --expect ok
 ms_id=$(field active)
-case $ms_id in
-    modelscope-master-????????????????) pass "modelscope: the snapshot is named by lemonade's fingerprint ($ms_id)" ;;
-    *) fail "modelscope: snapshot name" "got '$ms_id'" ;;
-esac
-expect_eq "modelscope: refs/main names it" "$(refs_main "$(ms_dir "$c5")")" "$ms_id"
-expect_eq "modelscope: the GGUF is complete" "$(size_of "$(ms_dir "$c5")/snapshots/$ms_id/model-Q4_K_M.gguf")" "$MODEL_BYTES"
+listed_id=$(sed -n 's/.*"snapshot_id": "\(.*\)".*/\1/p' "$work/listing-modelscope.json" 2>/dev/null | head -n 1)
+on_ok expect_eq "modelscope: the folder is the one lemonade's listing named" "$ms_id" "$listed_id"
+ms_named() {
+    case $ms_id in
+        modelscope-master-????????????????) pass "$1 ($ms_id)" ;;
+        *) fail "$1" "got '$ms_id'" ;;
+    esac
+}
+on_ok ms_named "modelscope: the snapshot is named by lemonade's fingerprint of the listing"
+on_ok expect_eq "modelscope: refs/main names it" "$(refs_main "$(ms_dir "$c5")")" "$ms_id"
+on_ok expect_eq "modelscope: the GGUF is complete" "$(size_of "$(ms_dir "$c5")/snapshots/$ms_id/model-Q4_K_M.gguf")" "$MODEL_BYTES"
 
 echo "== 6. error paths"
 run_driver "404: unknown repository" --source huggingface --cache "$work/cache-404" --repo local/missing \
@@ -398,11 +450,12 @@ run_driver "401: gated file" --source huggingface --cache "$work/cache-401" --re
     --expect registry-not-found --max-seconds 30
 admin reset >/dev/null
 HF_ENDPOINT=$closed run_driver "hub down, nothing cached" --source huggingface --cache "$work/cache-down" \
-    --repo local/demo "${file_args[@]}" --listing-in "$work/listing-fresh.json" --expect runtime-error --max-seconds 30
-expect_eq "hub down: no refs/main" "$(refs_main "$(hf_dir "$work/cache-down")")" ""
+    --repo local/demo "${file_args[@]}" --listing-in "$work/listing-fresh.json" --expect runtime-error \
+    --expect-message "127.0.0.1:9" --max-seconds 30
+on_ok expect_eq "hub down: no refs/main" "$(refs_main "$(hf_dir "$work/cache-down")")" ""
 HF_ENDPOINT=$closed run_driver "hub down, complete snapshot cached" --source huggingface --cache "$c1" \
     --repo local/demo "${file_args[@]}" --listing-in "$work/listing-fresh.json" --expect ok --max-seconds 5
-expect_eq "hub down + cache: nothing downloaded" "$(field bytes_downloaded)" "0"
-expect_eq "hub down + cache: refs/main unchanged" "$(refs_main "$(hf_dir "$c1")")" "$commit1"
+on_ok expect_eq "hub down + cache: nothing downloaded" "$(field bytes_downloaded)" "0"
+on_ok expect_eq "hub down + cache: refs/main unchanged" "$(refs_main "$(hf_dir "$c1")")" "$commit1"
 
 finish

@@ -137,7 +137,7 @@ public:
         refresh_totals();
     }
 
-    static int32_t call(void* user_data, const lemon_progress* p) {
+    static int32_t call(void* user_data, const lemon_progress* p) noexcept {
         auto* self = static_cast<Trampoline*>(user_data);
         if (self->stopped_) return 1;
         try {
@@ -293,9 +293,10 @@ public:
     case LEMON_STATUS_REPO_NOT_FOUND:
     case LEMON_STATUS_GATED:
     case LEMON_STATUS_UNAUTHORIZED:
+        // lemonade's wording, then the library's message, which names the repository (an
+        // auxiliary one may be the culprit).
         throw RegistryNotFoundError(display_name(request.source) +
-                                    " repository not found or not accessible: " +
-                                    request.repositories.front().repo_id + " (" + message + ")");
+                                    " repository not found or not accessible: " + message);
     default:
         throw std::runtime_error(message);
     }
@@ -402,13 +403,16 @@ Request make_request(RemoteRegistrySource source,
         }
         request.repositories.push_back(repository_from_listing(source, listed->second, files->second));
     };
+    // The main repository first; when lemonade selected nothing in it (only auxiliary files), the
+    // first other repository leads the call, as lemonade's loop then skipped the main one too.
+    // Never an empty file list: to the library that would mean "every file of the repository".
     add(main_repo_id);
+    for (const auto& [repo_id, files] : files_to_download) {
+        if (repo_id != main_repo_id) add(repo_id);
+    }
     if (request.repositories.empty()) {
         throw std::runtime_error("No files selected for download from " + display_name(source) +
                                  " repository " + main_repo_id);
-    }
-    for (const auto& [repo_id, files] : files_to_download) {
-        if (repo_id != main_repo_id) add(repo_id);
     }
     return request;
 }

@@ -87,7 +87,8 @@ struct Outcome {
 };
 
 // Builds the request exactly as download_from_registry does after its selection: the main
-// repository first, then the other repositories in lemonade's (std::map) order, each pinned to the
+// repository first, then the other repositories in lemonade's (std::map) order, each with at least
+// one selected file (none at all: runtime_error "No files selected ..."), each pinned to the
 // snapshot lemonade listed, with the selected files' sizes and hashes. `auth_headers` is
 // registry.auth_headers(): the token is the "Authorization: Bearer" value.
 Request make_request(RemoteRegistrySource source,

@@ -19,7 +19,9 @@
 //          [--cancel-at-bytes N | --cancel-after N:MS | --throw-at-bytes N]
 //          [--expect ok|cancelled|registry-not-found|runtime-error|logic-error]
 //          [--expect-message TEXT] [--max-latency-ms N] [--max-seconds N]
-//          [--no-keep] [--no-cache-fallback]
+//          [--no-keep] [--no-cache-fallback] [--trace]
+//
+// --trace prints every DownloadProgress lemonade's callback receives to stderr.
 
 #include "lemon_pull_download.h"
 
@@ -81,6 +83,7 @@ struct Args {
     long max_seconds = -1;
     bool keep = true;
     bool cache_fallback = true;
+    bool trace = false;
 };
 
 Args parse_args(int argc, char** argv) {
@@ -119,6 +122,7 @@ Args parse_args(int argc, char** argv) {
         else if (arg == "--max-seconds") a.max_seconds = static_cast<long>(number());
         else if (arg == "--no-keep") a.keep = false;
         else if (arg == "--no-cache-fallback") a.cache_fallback = false;
+        else if (arg == "--trace") a.trace = true;
         else usage("unknown argument " + arg);
     }
     if (a.cache.empty() || a.repo.empty() || a.files.empty()) usage("--cache, --repo and --file are required");
@@ -228,6 +232,7 @@ struct Job {
     std::uint64_t completed_files_bytes = 0;
     std::uint64_t current_file_bytes_total = 0;
     // for the checks
+    Clock::time_point start = Clock::now();
     bool reached = false;  // --cancel-after's byte mark was seen
     std::optional<Clock::time_point> decision;
     std::optional<Clock::time_point> last_event;
@@ -257,6 +262,14 @@ int main(int argc, char** argv) {
         }
         job.last_event = now;
         ++job.events;
+        if (a.trace) {
+            std::fprintf(stderr, "event +%lldms file=%s index=%d/%d bytes=%zu/%zu prev=%zu total=%zu %d%%%s\n",
+                         static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                    now - job.start).count()),
+                         p.file.c_str(), p.file_index, p.total_files, p.bytes_downloaded, p.bytes_total,
+                         p.bytes_previously_downloaded, p.total_download_size, p.percent,
+                         p.complete ? " complete" : "");
+        }
         if (p.complete) ++job.complete_events;
         if (p.file_index < job.last_file_index) job.file_index_went_back = true;
         job.last_file_index = p.file_index;
@@ -317,6 +330,7 @@ int main(int argc, char** argv) {
     const auto start = Clock::now();
     std::optional<Clock::time_point> end;
     long bridge_complete_events = -1;  // read before lemonade's own final event
+    bool bridge_index_went_back = false;
     try {
         const Selection sel = list_and_select(a, source);
         const auto& registry = lemon::model_registry(source);
@@ -341,6 +355,7 @@ int main(int argc, char** argv) {
         {
             std::lock_guard<std::mutex> lock(job.mutex);
             bridge_complete_events = job.complete_events;
+            bridge_index_went_back = job.file_index_went_back;
         }
         (void)progress_cb(final_event);
     } catch (const lemon::RegistryNotFoundError& e) {
@@ -386,10 +401,13 @@ int main(int argc, char** argv) {
         check("call returned within " + std::to_string(a.max_seconds) + " s",
               elapsed_ms <= a.max_seconds * 1000, std::to_string(elapsed_ms) + " ms");
     }
-    if (bridge_complete_events < 0) bridge_complete_events = job.complete_events;
+    if (bridge_complete_events < 0) {
+        bridge_complete_events = job.complete_events;
+        bridge_index_went_back = job.file_index_went_back;
+    }
     check("the bridge never forwarded a complete event (lemonade sends its own)",
           bridge_complete_events == 0, std::to_string(bridge_complete_events));
-    check("file_index never went back", !job.file_index_went_back);
+    check("file_index never went back", !bridge_index_went_back);
 
     std::string snapshots, active, kept;
     for (const auto& r : outcome.repositories) {
