@@ -143,3 +143,37 @@ fn assert_network_unreachable(e: &Error, endpoint: &str, cause: Unreachable) {
     let text = e.to_string();
     assert!(text.contains(endpoint), "names the endpoint: {text}");
 }
+
+#[test]
+fn a_cdn_host_name_that_does_not_resolve_fails_the_transfer_at_once_naming_the_file() {
+    let hub = MockHub::start();
+    hub.commit(
+        REPO,
+        "main",
+        vec![MockFile::lfs("model.gguf", pseudo_random_bytes(6, 1 << 20))],
+    );
+    // The hub answers, but its downloads redirect to a CDN whose name never resolves (RFC 6761).
+    hub.set_cdn_base(Some(&format!(
+        "http://cdn.lemon-pull-test.invalid:{}",
+        hub.port()
+    )));
+    let tmp = TempDir::new("unreachable-cdn-dns");
+    let (r, _, took) = timed(&default_retry_options(&hub.endpoint(), &tmp));
+    println!("CDN name not resolved: failed in {took:?}");
+    let e = r.expect_err("the CDN cannot be reached");
+    assert!(
+        matches!(
+            e,
+            Error::Network {
+                unreachable: Some(Unreachable::NameResolution),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("model.gguf"), "names the file: {e}");
+    assert!(
+        took <= Duration::from_secs(30),
+        "not minutes of retries: {took:?}"
+    );
+}

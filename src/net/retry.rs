@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Unreachable};
 use crate::options::RetryPolicy;
 
 /// Whether an HTTP status is worth retrying: timeouts, rate limits and server errors.
@@ -157,8 +157,15 @@ impl From<Error> for Failure {
 
 impl Failure {
     /// A network error is worth a retry; anything else (cancellation, a refused redirect) is not.
+    /// Nor is a host name that did not resolve: the resolver already asked every nameserver as
+    /// often as configured, and retrying would turn one clear failure into minutes of waiting
+    /// (the partial is kept either way).
     pub(crate) fn network(e: Error) -> Failure {
         match e {
+            e @ Error::Network {
+                unreachable: Some(Unreachable::NameResolution),
+                ..
+            } => Failure::Fatal(e),
             e @ Error::Network { .. } => Failure::Retry {
                 error: e,
                 retry_after: None,
