@@ -330,7 +330,11 @@ run_driver() {
     echo "-- $name"
     "$driver" "$@" >"$log" 2>"$work/driver.err"
     status=$?
-    if grep -q '^PASS outcome is ' "$log"; then driver_ok=1; else driver_ok=0; fi
+    if grep -q '^PASS outcome is ' "$log" && ! grep -q '^FAIL message contains ' "$log"; then
+        driver_ok=1
+    else
+        driver_ok=0
+    fi
     sed 's/^/   /' "$log"
     p=$(grep -c '^PASS ' "$log")
     f=$(grep -c '^FAIL ' "$log")
