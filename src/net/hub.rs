@@ -98,7 +98,7 @@ pub(crate) fn fetch_listing(
     repo: &str,
     revision: &str,
     retry: RetryPolicy,
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter,
 ) -> Result<Listing> {
     let url = format!(
         "{}/api/models/{repo}/revision/{}?blobs=true",
@@ -195,7 +195,7 @@ fn fetch_tree(
     repo: &str,
     commit: &str,
     retry: RetryPolicy,
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter,
 ) -> Result<Vec<RemoteFile>> {
     let mut url = format!(
         "{}/api/models/{repo}/tree/{commit}?recursive=true&expand=false",
@@ -316,7 +316,7 @@ fn get_ok(
     repo: &str,
     revision: Option<&str>,
     retry: RetryPolicy,
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter,
 ) -> Result<Response> {
     let mut backoff = Backoff::new(retry);
     // Named in a final network error: what the server said before the connection failed.

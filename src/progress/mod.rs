@@ -25,7 +25,7 @@ pub const TICK_INTERVAL: Duration = Duration::from_millis(250);
 pub enum Flow {
     /// Keep going.
     Continue,
-    /// Stop as soon as possible; the pull returns [`Error::Cancelled`] and keeps partials.
+    /// Stop as soon as possible; the pull returns [`Error::Cancelled`](crate::Error::Cancelled) and keeps partials.
     Cancel,
 }
 

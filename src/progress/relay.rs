@@ -28,7 +28,7 @@ const TICK_AFTER: Duration = Duration::from_millis(200);
 pub(crate) fn relay<T: Send>(
     observer: &mut dyn Observer,
     cancel: &Cancel,
-    work: impl FnOnce(&mut Reporter<'static>) -> T + Send,
+    work: impl FnOnce(&mut Reporter) -> T + Send,
 ) -> T {
     let state = Arc::new(State::default());
     let (events, inbox) = sync_channel::<Message>(0);

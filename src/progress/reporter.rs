@@ -11,9 +11,8 @@ const THROTTLE: Duration = Duration::from_millis(100);
 
 /// Sends a pull's events to the calling thread, which delivers them to the observer (see
 /// [`relay`](super::relay)), and keeps the running totals of the pull.
-pub(crate) struct Reporter<'o> {
+pub(crate) struct Reporter {
     relay: RelayEnd,
-    _lifetime: std::marker::PhantomData<&'o ()>,
     cancel: Cancel,
     totals: Totals,
     /// Bytes of finished files (plus the current file's start offset is in `file_done`).
@@ -26,12 +25,11 @@ pub(crate) struct Reporter<'o> {
     snapshot: Option<std::path::PathBuf>,
 }
 
-impl<'o> Reporter<'o> {
+impl Reporter {
     /// A reporter on a pull's worker thread, whose events the calling thread delivers.
     pub(super) fn new(relay: RelayEnd, cancel: Cancel) -> Self {
         Reporter {
             relay,
-            _lifetime: std::marker::PhantomData,
             cancel,
             totals: Totals::default(),
             finished_bytes: 0,

@@ -39,7 +39,7 @@ pub(super) fn finish(
     manifest_path: &Path,
     moved: bool,
     outcome: &mut PullOutcome,
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter,
 ) -> Result<()> {
     commit(units, manifest_path)?;
     // Only salvage moves files out of other folders: without a move, the first scan still holds.

@@ -43,7 +43,7 @@ fn target<'a>(units: &'a [Unit], unit: usize, file: usize, index: usize) -> Targ
 pub(super) fn salvage_all(
     units: &[Unit],
     plan: &mut Plan,
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter,
 ) -> Result<bool> {
     let copies: Vec<Vec<Candidate>> = plan.items.iter().map(|i| i.copies.clone()).collect();
     let mut planned = plan.planned();
@@ -68,7 +68,7 @@ pub(super) fn transfer_all(
     units: &[Unit],
     plan: &mut Plan,
     opts: &PullOptions,
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter,
 ) -> Result<()> {
     for (index, item) in plan.items.iter().enumerate() {
         let Target { unit, file, info } = target(units, item.unit, item.file, index);

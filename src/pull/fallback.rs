@@ -12,7 +12,7 @@ use super::{PullOutcome, from_cache};
 pub(super) fn answer_from_cache(
     req: &Request,
     opts: &PullOptions,
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter,
 ) -> Result<PullOutcome> {
     let wanted: Vec<from_cache::Wanted<'_>> = req
         .wants
@@ -42,7 +42,7 @@ pub(super) fn answer_from_cache(
 pub(super) fn fall_back_to_cache(
     req: &Request,
     opts: &PullOptions,
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter,
     unreachable: Error,
 ) -> Result<PullOutcome> {
     let cause = unreachable.to_string();

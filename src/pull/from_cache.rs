@@ -64,7 +64,7 @@ fn exact(cache: &RepoCache, repo: &str, commit: &str, rels: &[&str], path: &str)
 pub(crate) fn pull(
     cache_root: &Path,
     wanted: &[Wanted<'_>],
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter,
     cancel: &Cancel,
 ) -> Result<PullOutcome> {
     let mut repos = Vec::new();

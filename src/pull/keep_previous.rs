@@ -24,7 +24,7 @@ pub(super) fn keep_if_unchanged(
     unit: &mut Unit,
     wants: &[&Want],
     opts: &PullOptions,
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter,
 ) -> Result<bool> {
     let Some(previous) = unit.cache.read_ref(&unit.listing.revision) else {
         return Ok(false);

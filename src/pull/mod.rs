@@ -140,7 +140,7 @@ pub fn pull(opts: &PullOptions, observer: &mut dyn Observer) -> Result<PullOutco
 
 /// The pipeline itself, on the relay's worker thread: request → offline or online → resolve →
 /// lock → plan → salvage → transfer → commit.
-fn run(opts: &PullOptions, reporter: &mut Reporter<'_>) -> Result<PullOutcome> {
+fn run(opts: &PullOptions, reporter: &mut Reporter) -> Result<PullOutcome> {
     let from_env;
     let opts = if opts.read_environment {
         from_env = crate::environment::apply(opts);
@@ -221,7 +221,7 @@ fn lock_all(
     units: &[Unit],
     req: &Request,
     opts: &PullOptions,
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter,
 ) -> Result<Vec<RepoLock>> {
     if opts.dry_run {
         return Ok(Vec::new());
@@ -247,12 +247,7 @@ fn lock_all(
 }
 
 /// The outcome as planned: every repository's snapshot and the plan.
-fn outcome_of(
-    units: &[Unit],
-    plan: &Plan,
-    opts: &PullOptions,
-    reporter: &Reporter<'_>,
-) -> PullOutcome {
+fn outcome_of(units: &[Unit], plan: &Plan, opts: &PullOptions, reporter: &Reporter) -> PullOutcome {
     let main = &units[0];
     let planned = plan.planned();
     PullOutcome {

@@ -37,11 +37,7 @@ pub(super) struct PlanItem {
 
 impl Plan {
     /// Plans every file of every unit and reports the plan.
-    pub(super) fn build(
-        units: &[Unit],
-        dry_run: bool,
-        reporter: &mut Reporter<'_>,
-    ) -> Result<Plan> {
+    pub(super) fn build(units: &[Unit], dry_run: bool, reporter: &mut Reporter) -> Result<Plan> {
         let cancel = reporter.cancel().clone();
         let ids = IdIndex::build(&units.iter().map(|u| &u.cache).collect::<Vec<_>>());
         let mut stamps: Vec<Stamps> = units
@@ -143,7 +139,7 @@ fn plan_unit(
     Ok(plan)
 }
 
-fn report_plan(reporter: &mut Reporter<'_>, plan: &[PlannedFile]) -> Result<()> {
+fn report_plan(reporter: &mut Reporter, plan: &[PlannedFile]) -> Result<()> {
     reporter.set_plan(plan.len() as u32, plan.iter().map(|p| p.size).sum());
     let totals = reporter.totals();
     for (i, p) in plan.iter().enumerate() {

@@ -18,7 +18,7 @@ pub(super) fn resolve_units(
     http: &Http,
     req: &Request,
     opts: &PullOptions,
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter,
 ) -> Result<Vec<Unit>> {
     let mut units: Vec<Unit> = Vec::new();
     for (index, want) in req.wants.iter().enumerate() {
@@ -61,12 +61,7 @@ pub(super) fn resolve_units(
 
 /// The listing of one want: given by the caller, or asked of the hub for the pinned commit or
 /// the revision. Its `revision` is the ref to write.
-fn list(
-    http: &Http,
-    want: &Want,
-    opts: &PullOptions,
-    reporter: &mut Reporter<'_>,
-) -> Result<Listing> {
+fn list(http: &Http, want: &Want, opts: &PullOptions, reporter: &mut Reporter) -> Result<Listing> {
     let listing = match want.given_listing() {
         Some(listing) => listing,
         None => {

@@ -20,7 +20,7 @@ pub(super) fn salvage_all(
     copies: &[Vec<Candidate>],
     plan: &mut [PlannedFile],
     stamps: &mut [Stamps],
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter,
     step: &mut u32,
 ) -> Result<()> {
     let mut index = 0;
@@ -62,7 +62,7 @@ fn salvage_one(
     copies: &[Candidate],
     planned: &mut PlannedFile,
     stamps: &mut Stamps,
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter,
     step: &mut u32,
 ) -> Result<()> {
     let cancel = reporter.cancel().clone();
@@ -129,7 +129,7 @@ fn adopt_copy(
     c: &Candidate,
     how: Source,
     stamps: &mut Stamps,
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter,
     step: &mut u32,
 ) -> Result<()> {
     if c.in_target {

@@ -49,7 +49,7 @@ pub(crate) struct Fetched {
 pub(crate) fn fetch(
     http: &Http,
     retry: RetryPolicy,
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter,
     task: &Task<'_>,
 ) -> Result<Fetched> {
     if let Some(parent) = task.partial_path.parent() {
@@ -93,7 +93,7 @@ pub(crate) fn fetch(
 fn fetch_bytes(
     http: &Http,
     retry: RetryPolicy,
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter,
     task: &Task<'_>,
 ) -> Result<Complete> {
     let mut reused_before = None;

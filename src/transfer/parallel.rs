@@ -107,7 +107,7 @@ pub(crate) enum Pass {
 pub(crate) fn fetch(
     http: &Http,
     retry: RetryPolicy,
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter,
     task: &Task<'_>,
 ) -> Result<Pass> {
     let (file, done) = open(task, reporter)?;
@@ -161,7 +161,7 @@ pub(crate) fn fetch(
 /// Opens the partial and decides which of its bytes can be trusted: the sidecar's ranges if there
 /// is one, else the prefix the sequential rules trust. Afterwards the sidecar exists (the file
 /// may get holes from here on) and the sequential checkpoint is gone.
-fn open(task: &Task<'_>, reporter: &mut Reporter<'_>) -> Result<(File, RangeSet)> {
+fn open(task: &Task<'_>, reporter: &mut Reporter) -> Result<(File, RangeSet)> {
     let path = &task.partial_path;
     let (file, done) = match task.segments.trusted(path, task.file.size) {
         Some(done) => {
@@ -669,7 +669,7 @@ fn coordinate(
     sh: &Shared<'_>,
     rx: &Receiver<Msg>,
     workers: usize,
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter,
     hashing: &mut Hashing,
 ) -> Result<(), Stop> {
     let mut live = workers;
@@ -708,7 +708,7 @@ fn coordinate(
 }
 
 /// Turns one worker message into events; returns how many workers ended with it (0 or 1).
-fn handle(sh: &Shared<'_>, msg: Msg, reporter: &mut Reporter<'_>) -> Result<usize, Stop> {
+fn handle(sh: &Shared<'_>, msg: Msg, reporter: &mut Reporter) -> Result<usize, Stop> {
     match msg {
         Msg::Bytes(n) => reporter.advance(sh.task.file, n)?,
         Msg::Retry(plan) => reporter.emit(&Event::Retry {

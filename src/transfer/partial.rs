@@ -46,7 +46,7 @@ pub(crate) struct Complete {
 /// of it without a checkpoint (it may be lemonade's or a salvaged one; the final hash decides),
 /// up to the checkpoint with one, nothing when it is longer than the file. Returns the file and
 /// the trusted length. Only for partials without a segments sidecar.
-pub(crate) fn open_prefix(task: &Task<'_>, reporter: &mut Reporter<'_>) -> Result<(File, u64)> {
+pub(crate) fn open_prefix(task: &Task<'_>, reporter: &mut Reporter) -> Result<(File, u64)> {
     let path = &task.partial_path;
     let on_disk = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let trusted = if on_disk > task.file.size {
@@ -94,7 +94,7 @@ pub(crate) struct Partial {
 
 impl Partial {
     /// Opens (or creates) the partial and cuts it back to what can be trusted.
-    pub(crate) fn open(task: &Task<'_>, reporter: &mut Reporter<'_>) -> Result<Partial> {
+    pub(crate) fn open(task: &Task<'_>, reporter: &mut Reporter) -> Result<Partial> {
         let (file, trusted) = open_prefix(task, reporter)?;
         Ok(Partial {
             file,
@@ -109,7 +109,7 @@ impl Partial {
     pub(crate) fn hash_existing(
         &mut self,
         task: &Task<'_>,
-        reporter: &mut Reporter<'_>,
+        reporter: &mut Reporter,
     ) -> Result<ContentHasher> {
         let mut hasher = task.id.hasher(task.file.size);
         if self.len > 0 {

@@ -20,7 +20,7 @@ use crate::transfer::wire::{
 pub(crate) fn fetch(
     http: &Http,
     retry: RetryPolicy,
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter,
     task: &Task<'_>,
     reused_before: Option<u64>,
 ) -> Result<Complete> {
@@ -57,7 +57,7 @@ pub(crate) fn fetch(
 fn download_rest(
     http: &Http,
     retry: RetryPolicy,
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter,
     task: &Task<'_>,
     part: &mut Partial,
     hashing: &mut HashThread<'_>,
@@ -84,7 +84,7 @@ fn download_rest(
 /// One request: stream whatever the server sends for the rest of the file into the partial.
 fn attempt(
     http: &Http,
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter,
     task: &Task<'_>,
     part: &mut Partial,
     hashing: &mut HashThread<'_>,
@@ -127,7 +127,7 @@ fn attempt(
 /// cancel or a dropped connection never loses bytes that arrived.
 fn stream_body(
     http: &Http,
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter,
     task: &Task<'_>,
     part: &mut Partial,
     resp: Response,
