@@ -34,7 +34,7 @@ if ! command -v nginx >/dev/null && [ -z "${BENCH_NO_NGINX:-}" ]; then
     echo "nginx could not be installed: the mock hub serves the CDN too" >&2
 fi
 
-cargo build --release --locked --quiet --bin resume-pull --example mock-hub
+cargo build --release --locked --quiet --bin resume-pull --bin mock-hub
 work=$(mktemp -d /dev/shm/lemon-pull-bench.XXXXXX)
 hub_pid= nginx_pid=
 cleanup() {
@@ -86,7 +86,7 @@ EOF
     nginx_pid=
   fi
 fi
-./target/release/examples/mock-hub --repo bench/model ${cdn_fast:+--cdn-base "$cdn_fast"} "$work/repo" >"$work/hub.log" 2>&1 &
+./target/release/mock-hub --repo bench/model ${cdn_fast:+--cdn-base "$cdn_fast"} "$work/repo" >"$work/hub.log" 2>&1 &
 hub_pid=$!
 for _ in $(seq 1 600); do grep -q listening "$work/hub.log" && break; sleep 0.1; done
 endpoint=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/hub.log" | head -n 1)

@@ -96,7 +96,7 @@ run_program() {
 # ---------------------------------------------------------------------------------------------
 echo "== build ($profile)"
 cargo build -q "${profile_flag[@]}" --lib || fatal "cargo build --lib"
-cargo build -q "${profile_flag[@]}" --example mock-hub || fatal "cargo build --example mock-hub"
+cargo build -q "${profile_flag[@]}" -p mock-hub || fatal "cargo build -p mock-hub"
 lib=target/$profile/liblemon_pull.a
 [ -f "$lib" ] || fatal "static library" "$lib missing"
 # Cargo replays the cached note when nothing changed, so this costs nothing after the first run.
@@ -184,7 +184,7 @@ check "sanitizers are linked in" sh -c "nm '$bin/test_c' | grep -q __asan_init &
 
 # ---------------------------------------------------------------------------------------------
 echo "== mock hub"
-"target/$profile/examples/mock-hub" --repo local/demo --generate "$MODEL_BYTES" "$work/model" >"$work/hub.log" 2>&1 &
+"target/$profile/mock-hub" --repo local/demo --generate "$MODEL_BYTES" "$work/model" >"$work/hub.log" 2>&1 &
 hub_pid=$!
 hub_line=""
 for _ in $(seq 1 300); do

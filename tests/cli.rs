@@ -1,15 +1,14 @@
 //! The `resume-pull` binary's contract: flags, `--json` events and result, exit codes, SIGINT.
 
 mod common;
-mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{TempDir, tree};
+use mock_hub::{MockFile, MockHub, pseudo_random_bytes};
 use serde_json::Value;
-use support::mock_hub::{MockFile, MockHub, pseudo_random_bytes};
 
 const REPO: &str = "org/model";
 
@@ -462,7 +461,7 @@ fn token_follows_the_documented_precedence() {
 
 #[test]
 fn hf_hub_download_timeout_sets_the_stall_watchdog() {
-    use support::mock_hub::{Fault, Target};
+    use mock_hub::{Fault, Target};
     let (hub, _) = repo_with(3 << 20);
     hub.push_fault(
         Target::Cdn("model.gguf".into()),

@@ -106,13 +106,13 @@ impl Demo {
         format!("http://127.0.0.1:{}{path}", self.port.expect("hub started"))
     }
 
-    /// `cargo run --release --example mock-hub -- ARGS`: starts the example binary `cargo test`
+    /// `cargo run --release -p mock-hub -- ARGS`: starts the binary `cargo test --workspace`
     /// built next to this test's binaries, and waits for its "listening" line.
     fn start_hub(&mut self, args: &[String]) {
-        let exe = examples_dir().join(format!("mock-hub{}", std::env::consts::EXE_SUFFIX));
+        let exe = target_dir().join(format!("mock-hub{}", std::env::consts::EXE_SUFFIX));
         assert!(
             exe.is_file(),
-            "{} is missing: run `cargo test` (it builds the examples) or `cargo build --example mock-hub`",
+            "{} is missing: run `cargo test --workspace` (it builds every binary) or `cargo build -p mock-hub`",
             exe.display()
         );
         let mut hub = Command::new(exe)
@@ -190,11 +190,11 @@ impl Demo {
     }
 }
 
-fn examples_dir() -> PathBuf {
+fn target_dir() -> PathBuf {
     common::resume_pull()
         .parent()
         .expect("target dir")
-        .join("examples")
+        .to_path_buf()
 }
 
 /// Total size of every `*.partial` below `dir`.
@@ -260,15 +260,7 @@ fn readme_try_it_offline_runs_as_written() {
     for (line, comment) in &commands {
         let w = words(line);
         match w.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-            [
-                "cargo",
-                "run",
-                "--release",
-                "--example",
-                "mock-hub",
-                "--",
-                ..,
-            ] => {
+            ["cargo", "run", "--release", "-p", "mock-hub", "--", ..] => {
                 demo.start_hub(&w[6..]);
             }
             ["cargo", "run", "--release", "--", ..] if comment.contains("Ctrl-C") => {

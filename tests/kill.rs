@@ -11,14 +11,13 @@
 #![cfg(unix)]
 
 mod common;
-mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use common::{TempDir, tree};
+use mock_hub::{MockFile, MockHub, pseudo_random_bytes};
 use serde_json::Value;
-use support::mock_hub::{MockFile, MockHub, pseudo_random_bytes};
 
 const REPO: &str = "org/model";
 const MB: u64 = 1 << 20;

@@ -270,12 +270,8 @@ fi
 # ---------------------------------------------------------------------------------------------
 echo "== mock hub"
 if [ -z "$MOCK_HUB" ]; then
-    # The mock hub is moving into its own workspace crate; take whichever this checkout has.
-    if cargo build -q --locked --profile "$profile" -p mock-hub >"$work/mock-build.log" 2>&1 \
-        && [ -x "target/$profile/mock-hub" ]; then
+    if cargo build -q --locked --profile "$profile" -p mock-hub >"$work/mock-build.log" 2>&1; then
         MOCK_HUB=target/$profile/mock-hub
-    elif cargo build -q --locked --profile "$profile" --example mock-hub >>"$work/mock-build.log" 2>&1; then
-        MOCK_HUB=target/$profile/examples/mock-hub
     else
         fatal "build the mock hub" "$(tail -n 10 "$work/mock-build.log")"
     fi

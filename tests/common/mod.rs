@@ -1,39 +1,18 @@
-//! Helpers shared by the integration tests: temporary folders, options pointed at a mock hub, and
-//! event recording.
+//! Helpers shared by the integration tests (the `suite` binary and the few that need a process of
+//! their own): options pointed at a mock hub, event recording, the CLI's path, and (from the mock
+//! hub's crate) temporary folders; `tls_front` puts a TLS front end before the mock.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+pub mod tls_front;
+
+// Not every binary lists folders.
+#[allow(unused_imports)]
+pub use mock_hub::{TempDir, tree};
+
+use std::path::Path;
 use std::time::Duration;
 
 use lemon_pull::{Event, Flow, PullOptions, RetryPolicy};
-
-/// A folder under the system temp dir, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "lemon-pull-test-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        TempDir(p)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Retries fast enough for tests, still exercising the backoff path.
 pub fn fast_retry() -> RetryPolicy {
@@ -163,29 +142,8 @@ pub fn pull_recording(
     (r, seen)
 }
 
-/// Every file under `dir`, relative, sorted (folders not listed).
-pub fn tree(dir: &Path) -> Vec<String> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else if let Ok(rel) = p.strip_prefix(base) {
-                out.push(rel.to_string_lossy().replace('\\', "/"));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}
-
-/// The `resume-pull` binary of the workspace's CLI crate, which `cargo test` (whose default
-/// members include `cli/`) builds next to the test executables: `target/<profile>/resume-pull`.
+/// The `resume-pull` binary of the workspace's CLI crate, which `cargo test` at the root (the
+/// default members include `cli/`) builds next to the test executables: `target/<profile>/resume-pull`.
 pub fn resume_pull() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test executable");
     // target/<profile>/deps/<test> -> target/<profile>/resume-pull
@@ -196,7 +154,7 @@ pub fn resume_pull() -> std::path::PathBuf {
     let bin = dir.join(format!("resume-pull{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.is_file(),
-        "{} is missing: run the tests with `cargo test` at the workspace root (it builds the CLI), \
+        "{} is missing: run the tests with `cargo test --workspace` at the root (it builds the CLI), \
          or `cargo build -p resume-pull` first",
         bin.display()
     );
