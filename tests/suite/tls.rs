@@ -189,7 +189,12 @@ fn child_check_trust() {
 /// Runs `child_check_trust` against `url` with only `vars` of the TLS-related variables set.
 fn in_child(url: &str, bundle: Option<&Path>, vars: &[(&str, &Path)]) -> String {
     let mut c = Command::new(std::env::current_exe().expect("test binary"));
-    c.args(["tls::child_check_trust", "--exact", "--ignored", "--nocapture"]);
+    c.args([
+        "tls::child_check_trust",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+    ]);
     for v in [
         "SSL_CERT_FILE",
         "SSL_CERT_DIR",
