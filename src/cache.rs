@@ -1,8 +1,9 @@
 //! The on-disk cache layout lemonade reads, atomic writes, refs, and the per-repo lock.
 //!
 //! ```text
-//! <cache>/models--<org>--<name>/
-//!   refs/<revision>                       40-hex commit, no newline, written last
+//! <cache>/models--<org>--<name>/           (ModelScope: modelscope--models--<org>--<name>/)
+//!   refs/<revision>                       40-hex commit (ModelScope: the tree fingerprint),
+//!                                         no newline, written last
 //!   snapshots/<commit>/<path>             real files
 //!   snapshots/<commit>/<path>.partial     a prefix of the file being downloaded
 //!   snapshots/<commit>/.download_manifest.json   present exactly while the snapshot is incomplete
@@ -11,7 +12,8 @@
 
 use crate::cancel::{Cancel, POLL};
 use crate::error::{Error, Result};
-use crate::repo_path::{join_repo_path, repo_folder_name};
+use crate::registry::Registry;
+use crate::repo_path::join_repo_path;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,17 +27,25 @@ pub const PARTIAL_SUFFIX: &str = ".partial";
 #[derive(Debug, Clone)]
 pub struct RepoCache {
     dir: PathBuf,
+    registry: Registry,
 }
 
 impl RepoCache {
-    /// The folder of `repo` under the cache root.
+    /// The folder of Hugging Face `repo` under the cache root.
+    #[cfg(test)]
     pub fn new(cache_root: &Path, repo: &str) -> RepoCache {
+        RepoCache::of(cache_root, repo, Registry::HuggingFace)
+    }
+
+    /// The folder of `repo` of `registry` under the cache root.
+    pub fn of(cache_root: &Path, repo: &str, registry: Registry) -> RepoCache {
         RepoCache {
-            dir: cache_root.join(repo_folder_name(repo)),
+            dir: cache_root.join(registry.folder_name(repo)),
+            registry,
         }
     }
 
-    /// `models--org--name`.
+    /// `models--org--name` (or `modelscope--models--org--name`).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -70,20 +80,31 @@ impl RepoCache {
         self.dir.join(".lemon-pull")
     }
 
-    /// `refs/<revision>`; `refs/pr/1` is stored as `refs/refs/pr/1`, as huggingface_hub does.
+    /// `refs/<revision>`; `refs/pr/1` is stored as `refs/refs/pr/1`, as huggingface_hub does;
+    /// ModelScope's default `master` is `refs/main`, as lemonade writes it.
     pub fn ref_path(&self, revision: &str) -> PathBuf {
         let mut p = self.dir.join("refs");
-        for seg in revision.split('/') {
+        for seg in self.registry.ref_name(revision).split('/') {
             p.push(seg);
         }
         p
     }
 
-    /// The commit a ref names, if it exists and is 40 hex.
+    /// The snapshot a ref names, if it exists and is a snapshot name of this registry (40 hex;
+    /// on ModelScope a tree fingerprint).
     pub fn read_ref(&self, revision: &str) -> Option<String> {
         let text = fs::read_to_string(self.ref_path(revision)).ok()?;
         let t = text.trim();
-        crate::repo_path::is_commit_sha(t).then(|| t.to_string())
+        let valid = match self.registry {
+            Registry::HuggingFace => crate::repo_path::is_commit_sha(t),
+            Registry::ModelScope => crate::repo_path::is_tree_snapshot_id(t),
+        };
+        valid.then(|| t.to_string())
+    }
+
+    /// The registry this folder belongs to.
+    pub fn registry(&self) -> Registry {
+        self.registry
     }
 
     /// Points `refs/<revision>` at `commit`, atomically, without a trailing newline.

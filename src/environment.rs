@@ -14,12 +14,18 @@
 //! `REQUESTS_CA_BUNDLE` > `CURL_CA_BUNDLE` > the system store; proxy: option > `ALL_PROXY` >
 //! `HTTPS_PROXY` > `HTTP_PROXY` (either case), minus the hosts in `NO_PROXY`. Boolean variables are
 //! true when set to `1`, `true`, `yes` or `on` (any case).
+//!
+//! A ModelScope pull reads lemonade's variables instead for endpoint and token: endpoint: option >
+//! `MODELSCOPE_ENDPOINT` > `https://modelscope.cn`; token: option > `MODELSCOPE_API_TOKEN` >
+//! `MODELSCOPE_ACCESS_TOKEN` (a Hugging Face token is never sent to ModelScope). The cache root
+//! and the rest are shared, as in lemonade.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::options::{DEFAULT_STALL_TIMEOUT, PullOptions};
+use crate::registry::Registry;
 
 /// `opts` with every unset field that the environment can give filled from it.
 pub(crate) fn apply(opts: &PullOptions) -> PullOptions {
@@ -27,11 +33,26 @@ pub(crate) fn apply(opts: &PullOptions) -> PullOptions {
     if o.cache_dir.is_none() {
         o.cache_dir = cache_dir();
     }
-    if o.endpoint.is_none() {
-        o.endpoint = nonempty("HF_ENDPOINT");
-    }
-    if o.token.is_none() {
-        o.token = token();
+    match o.registry {
+        Registry::HuggingFace => {
+            if o.endpoint.is_none() {
+                o.endpoint = nonempty("HF_ENDPOINT");
+            }
+            if o.token.is_none() {
+                o.token = token();
+            }
+        }
+        Registry::ModelScope => {
+            if o.endpoint.is_none() {
+                o.endpoint = nonempty("MODELSCOPE_ENDPOINT");
+            }
+            if o.token.is_none() {
+                o.token = ["MODELSCOPE_API_TOKEN", "MODELSCOPE_ACCESS_TOKEN"]
+                    .into_iter()
+                    .find_map(nonempty)
+                    .map(|t| t.trim().to_string());
+            }
+        }
     }
     o.offline |= flag("HF_HUB_OFFLINE");
     if o.stall_timeout == DEFAULT_STALL_TIMEOUT {

@@ -12,6 +12,7 @@ use crate::cache::{MANIFEST_NAME, RepoCache};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
+use crate::registry::Registry;
 use crate::salvage::{self, BLOBS, IdIndex};
 
 /// One snapshot folder.
@@ -50,10 +51,10 @@ pub struct RepoStatus {
     pub stale_partials: Vec<(PathBuf, u64)>,
 }
 
-/// Reads the state of `repo` under `cache_root`.
-pub fn status(cache_root: &Path, repo: &str) -> Result<RepoStatus> {
+/// Reads the state of `repo` of `registry` under `cache_root`.
+pub fn status(cache_root: &Path, repo: &str, registry: Registry) -> Result<RepoStatus> {
     crate::repo_path::validate_repo_id(repo)?;
-    let cache = RepoCache::new(cache_root, repo);
+    let cache = RepoCache::of(cache_root, repo, registry);
     let ids = IdIndex::build(&[&cache]);
     let scan = salvage::scan(&cache, "", &ids);
     let refs = read_refs(&cache);
@@ -178,15 +179,21 @@ impl GcReport {
 /// Removes superseded snapshots and abandoned partials of `repo`; with `apply == false` only
 /// reports what it would remove. When applying, the repo lock is taken before anything is judged:
 /// a pull committing meanwhile changes which snapshot a ref names.
-pub fn gc(cache_root: &Path, repo: &str, apply: bool, cancel: &Cancel) -> Result<GcReport> {
+pub fn gc(
+    cache_root: &Path,
+    repo: &str,
+    registry: Registry,
+    apply: bool,
+    cancel: &Cancel,
+) -> Result<GcReport> {
     crate::repo_path::validate_repo_id(repo)?;
-    let cache = RepoCache::new(cache_root, repo);
+    let cache = RepoCache::of(cache_root, repo, registry);
     let _lock = if apply {
         Some(cache.lock(cancel, |_| Ok(()))?)
     } else {
         None
     };
-    let st = status(cache_root, repo)?;
+    let st = status(cache_root, repo, registry)?;
     let mut report = GcReport {
         partials: st.stale_partials.clone(),
         ..GcReport::default()

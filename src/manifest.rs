@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::write_atomic;
 use crate::error::{Error, Result};
+use crate::registry::Registry;
 use crate::verify::ContentId;
 
 /// One file entry.
@@ -25,7 +26,7 @@ pub struct ManifestFile {
     pub size: u64,
     /// Folder the file lives in (authoritative per lemonade; auxiliary repos differ from the main).
     pub download_path: Option<PathBuf>,
-    /// Content id, when recorded.
+    /// Content id, when recorded (a size-only id is not written: lemonade knows no such hash).
     pub id: Option<ContentId>,
 }
 
@@ -34,6 +35,8 @@ pub struct ManifestFile {
 pub struct Manifest {
     /// Main repository id.
     pub repo_id: String,
+    /// The registry of the main repository (`registry_source`).
+    pub registry: Registry,
     /// Commit of the main repo's snapshot.
     pub commit_hash: String,
     /// The main snapshot folder.
@@ -88,7 +91,7 @@ impl Manifest {
     pub fn write(&self, path: &Path) -> Result<()> {
         let wire = Wire {
             repo_id: self.repo_id.clone(),
-            registry_source: Some("huggingface".into()),
+            registry_source: Some(self.registry.name().into()),
             commit_hash: self.commit_hash.clone(),
             download_path: self.download_path.to_string_lossy().into_owned(),
             files_count: self.files.len() as u64,
@@ -103,10 +106,14 @@ impl Manifest {
                         .download_path
                         .as_ref()
                         .map(|p| p.to_string_lossy().into_owned()),
-                    hash: f.id.as_ref().map(|id| WireHash {
-                        algorithm: id.algorithm().into(),
-                        value: id.hex().into(),
-                    }),
+                    hash: f
+                        .id
+                        .as_ref()
+                        .filter(|id| id.is_digest())
+                        .map(|id| WireHash {
+                            algorithm: id.algorithm().into(),
+                            value: id.hex().into(),
+                        }),
                     sha256: None,
                 })
                 .collect(),
@@ -148,6 +155,10 @@ impl Manifest {
             .collect();
         Some(Manifest {
             repo_id: wire.repo_id,
+            registry: wire
+                .registry_source
+                .and_then(|r| Registry::parse(&r).ok())
+                .unwrap_or_default(),
             commit_hash: wire.commit_hash,
             download_path: PathBuf::from(wire.download_path),
             files,
@@ -183,6 +194,7 @@ mod tests {
         let path = dir.join(".download_manifest.json");
         let m = Manifest {
             repo_id: "o/n".into(),
+            registry: Registry::ModelScope,
             commit_hash: "c".repeat(40),
             download_path: dir.clone(),
             files: vec![ManifestFile {
@@ -197,9 +209,21 @@ mod tests {
         let raw: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
         assert_eq!(raw["files_count"], 1);
-        assert_eq!(raw["registry_source"], "huggingface");
+        assert_eq!(raw["registry_source"], "modelscope");
         assert_eq!(raw["files"][0]["hash"]["algorithm"], "git-sha1");
-        assert_eq!(Manifest::read(&path), Some(m));
+        assert_eq!(Manifest::read(&path), Some(m.clone()));
+        // lemonade knows no size-only hash: such a file is written without one.
+        let mut sized = m;
+        sized.files[0].id = Some(ContentId::size_only(
+            "modelscope-master-0",
+            "config.json",
+            3,
+        ));
+        sized.write(&path).expect("write");
+        let raw: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+        assert!(raw["files"][0].get("hash").is_none(), "{raw}");
+        assert_eq!(Manifest::read(&path).expect("read").files[0].id, None);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

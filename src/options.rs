@@ -7,9 +7,7 @@ use std::time::Duration;
 use crate::cancel::{CancelCheck, CancelToken};
 use crate::error::{Error, Result};
 use crate::net::resolve::ResolverConfig;
-
-/// The public Hub.
-pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
+use crate::registry::Registry;
 
 /// Connect timeout per attempt unless set.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -126,7 +124,11 @@ pub struct RepoSpec {
 pub struct PullOptions {
     /// `org/name` (or a legacy bare `name`).
     pub repo: String,
-    /// Branch, tag, full commit sha or `refs/pr/N`; `None` = `main`.
+    /// Where `repo` and every other repository of the pull live: the Hugging Face Hub (default)
+    /// or ModelScope (folder `modelscope--models--org--name`, snapshots named by lemonade's tree
+    /// fingerprint, default revision `master`, default endpoint `https://modelscope.cn`).
+    pub registry: Registry,
+    /// Branch, tag, full commit sha or `refs/pr/N`; `None` = `main` (ModelScope: `master`).
     pub revision: Option<String>,
     /// GGUF variant (`Q4_K_M`) or exact model file; `None` = no variant rule.
     pub variant: Option<String>,
@@ -134,7 +136,9 @@ pub struct PullOptions {
     pub components: Vec<Component>,
     /// Pin: pull exactly this 40-hex commit of `repo` — what a caller that listed the repository
     /// itself selected from, even if `revision` has moved since. On success `refs/<revision>`
-    /// (default `main`) names this commit.
+    /// (default `main`) names this commit. On ModelScope, the tree fingerprint the caller's
+    /// listing gave (`modelscope-<revision>-<16 hex>`): the snapshot folder to fill; files are
+    /// still fetched by revision, and their sha256 (or size) catches a tree that moved.
     pub commit: Option<String>,
     /// Exact files of `repo` to pull instead of a selection (then `include`, `exclude` and
     /// `variant` must be empty). A file not at the commit is [`crate::Error::FileNotFound`].
@@ -147,7 +151,8 @@ pub struct PullOptions {
     pub exclude: Vec<String>,
     /// Cache root. Required unless `read_environment` finds one (`HF_HUB_CACHE`, `HF_HOME`, …).
     pub cache_dir: Option<PathBuf>,
-    /// Hub endpoint; `None` = the public Hub (or `HF_ENDPOINT` when reading the environment).
+    /// Hub endpoint; `None` = the registry's public endpoint (or `HF_ENDPOINT`,
+    /// `MODELSCOPE_ENDPOINT` when reading the environment).
     pub endpoint: Option<String>,
     /// Access token; `None` = anonymous (or `HF_TOKEN`, the token file, … when reading the
     /// environment).
@@ -199,6 +204,7 @@ pub struct PullOptions {
     /// (same content ids, none added or dropped) to the verified copy in the snapshot
     /// `refs/<revision>` names now, keep that snapshot active — the ref stays, no new folder is
     /// made, and the outcome names the kept snapshot. Costs one listing call when the ref moved.
+    /// Hugging Face only, as in lemonade (a ModelScope snapshot always follows its tree).
     pub keep_unchanged_snapshot: bool,
     /// When the hub cannot be reached at all (host name not resolved, connection refused, connect
     /// timeout, TLS handshake failure), answer from a complete cached snapshot of the revision
@@ -235,6 +241,7 @@ impl PullOptions {
     pub fn new(repo: impl Into<String>) -> Self {
         PullOptions {
             repo: repo.into(),
+            registry: Registry::HuggingFace,
             revision: None,
             variant: None,
             components: Vec::new(),
@@ -267,9 +274,10 @@ impl PullOptions {
     }
 }
 
-/// The Hub endpoint `explicit` (default: the public Hub), validated, without a trailing `/`.
-pub(crate) fn resolve_endpoint(explicit: Option<&str>) -> Result<String> {
-    let raw = explicit.unwrap_or(DEFAULT_ENDPOINT).to_string();
+/// The endpoint `explicit` (default: the registry's public one), validated, without a trailing
+/// `/`.
+pub(crate) fn resolve_endpoint(explicit: Option<&str>, registry: Registry) -> Result<String> {
+    let raw = explicit.unwrap_or(registry.default_endpoint()).to_string();
     let trimmed = raw.trim().trim_end_matches('/').to_string();
     let rest = trimmed
         .strip_prefix("https://")
@@ -300,11 +308,15 @@ mod tests {
     #[test]
     fn endpoint_is_validated_and_trimmed() {
         assert_eq!(
-            resolve_endpoint(Some("http://127.0.0.1:9/")).expect("ok"),
+            resolve_endpoint(Some("http://127.0.0.1:9/"), Registry::HuggingFace).expect("ok"),
             "http://127.0.0.1:9"
         );
-        assert!(resolve_endpoint(Some("ftp://x")).is_err());
-        assert!(resolve_endpoint(Some("https://")).is_err());
+        assert_eq!(
+            resolve_endpoint(None, Registry::ModelScope).expect("ok"),
+            "https://modelscope.cn"
+        );
+        assert!(resolve_endpoint(Some("ftp://x"), Registry::HuggingFace).is_err());
+        assert!(resolve_endpoint(Some("https://"), Registry::HuggingFace).is_err());
     }
 
     #[test]

@@ -74,19 +74,6 @@ pub fn validate_repo_id(repo: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// The cache folder name of a repo: `models--org--name` (a bare name gives `models--name`).
-///
-/// Same naming as `huggingface_hub` and lemonade, so all of them share one cache.
-#[must_use]
-pub fn repo_folder_name(repo: &str) -> String {
-    let mut name = String::from("models");
-    for part in repo.split('/') {
-        name.push_str("--");
-        name.push_str(part);
-    }
-    name
-}
-
 /// Validates a repo-relative file path from the server before it is ever joined to a local folder.
 ///
 /// Rejects: empty paths; paths longer than 1024 bytes; NUL and other control characters;
@@ -356,6 +343,27 @@ pub fn is_commit_sha(rev: &str) -> bool {
     rev.len() == 40 && rev.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// Whether `name` has the shape of a ModelScope snapshot folder: `modelscope-<revision>-<16 hex>`,
+/// the revision part made of letters, digits, `-`, `_` and `.` only (lemonade's
+/// `safe_revision_component`, at most 48 bytes), so it is a plain folder name everywhere.
+pub fn is_tree_snapshot_id(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("modelscope-") else {
+        return false;
+    };
+    let Some((revision, hash)) = rest.rsplit_once('-') else {
+        return false;
+    };
+    !revision.is_empty()
+        && revision.len() <= 48
+        && revision != "."
+        && revision != ".."
+        && revision
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && hash.len() == 16
+        && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Joins a repo path (validated by [`validate_file_path`]) onto `base`, one segment at a time.
 ///
 /// Pushing segments one by one lets the platform pick its own separator. As defence in depth, any
@@ -472,9 +480,19 @@ mod tests {
     }
 
     #[test]
-    fn folder_names() {
-        assert_eq!(repo_folder_name("org/name"), "models--org--name");
-        assert_eq!(repo_folder_name("gpt2"), "models--gpt2");
+    fn tree_snapshot_ids() {
+        assert!(is_tree_snapshot_id("modelscope-master-0123456789abcdef"));
+        assert!(is_tree_snapshot_id("modelscope-v1.0_rc-1-0123456789abcdef"));
+        for bad in [
+            "modelscope-master-0123456789ABCDEF",
+            "modelscope--0123456789abcdef",
+            "modelscope-master-0123456789abcde",
+            "modelscope-..-0123456789abcdef",
+            "modelscope-a/b-0123456789abcdef",
+            "0123456789abcdef0123456789abcdef01234567",
+        ] {
+            assert!(!is_tree_snapshot_id(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -22,6 +22,11 @@ pub enum ContentId {
     Sha256(String),
     /// Lower-case hex sha1 of `"blob <len>\0" + bytes` (files stored in git).
     GitSha1(String),
+    /// No digest is known (a ModelScope listing without `Sha256`): only the size is checked. The
+    /// value is a 64-hex key of the snapshot, path and size ([`ContentId::size_only`]), so such
+    /// a file matches nothing in another snapshot: its bytes are never reused across trees by
+    /// guesswork, only resumed in place.
+    SizeOnly(String),
 }
 
 impl ContentId {
@@ -31,23 +36,37 @@ impl ContentId {
         match algorithm {
             "sha256" if is_hex(&v, 64) => Some(ContentId::Sha256(v)),
             "git-sha1" | "sha1" if is_hex(&v, 40) => Some(ContentId::GitSha1(v)),
+            "size-only" if is_hex(&v, 64) => Some(ContentId::SizeOnly(v)),
             _ => None,
         }
     }
 
-    /// `"sha256"` or `"git-sha1"`, as in lemonade's manifest.
+    /// The id of a file known only by its size, in snapshot `snapshot` at `path`.
+    pub fn size_only(snapshot: &str, path: &str, size: u64) -> ContentId {
+        let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+        h.update(format!("size-only\0{snapshot}\0{path}\0{size}").as_bytes());
+        ContentId::SizeOnly(hex(h.finish().as_ref()))
+    }
+
+    /// `"sha256"` or `"git-sha1"`, as in lemonade's manifest (`"size-only"`: no digest).
     pub fn algorithm(&self) -> &'static str {
         match self {
             ContentId::Sha256(_) => "sha256",
             ContentId::GitSha1(_) => "git-sha1",
+            ContentId::SizeOnly(_) => "size-only",
         }
     }
 
-    /// The hex digest.
+    /// The hex digest (for a size-only id, its key).
     pub fn hex(&self) -> &str {
         match self {
-            ContentId::Sha256(h) | ContentId::GitSha1(h) => h,
+            ContentId::Sha256(h) | ContentId::GitSha1(h) | ContentId::SizeOnly(h) => h,
         }
+    }
+
+    /// Whether verifying a file against this id checks its bytes, not only its size.
+    pub fn is_digest(&self) -> bool {
+        !matches!(self, ContentId::SizeOnly(_))
     }
 
     /// A streaming hasher for a file of `size` bytes with this kind of id.
@@ -61,6 +80,7 @@ impl ContentId {
                 h.update(format!("blob {size}\0").as_bytes());
                 ContentHasher::GitSha1(h)
             }
+            ContentId::SizeOnly(key) => ContentHasher::SizeOnly(key.clone()),
         }
     }
 }
@@ -83,6 +103,8 @@ pub enum ContentHasher {
     Sha256(ring::digest::Context),
     /// sha1 over the git blob header and the bytes.
     GitSha1(sha1::Sha1),
+    /// Nothing to compute: the size is checked by whoever counts the bytes.
+    SizeOnly(String),
 }
 
 impl ContentHasher {
@@ -91,6 +113,7 @@ impl ContentHasher {
         match self {
             ContentHasher::Sha256(h) => h.update(data),
             ContentHasher::GitSha1(h) => h.update(data),
+            ContentHasher::SizeOnly(_) => {}
         }
     }
 
@@ -99,6 +122,7 @@ impl ContentHasher {
         match self {
             ContentHasher::Sha256(h) => ContentId::Sha256(hex(h.finish().as_ref())),
             ContentHasher::GitSha1(h) => ContentId::GitSha1(hex(&h.finalize())),
+            ContentHasher::SizeOnly(key) => ContentId::SizeOnly(key),
         }
     }
 }

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use lemon_pull::Registry;
+
 pub const USAGE: &str = "\
 resume-pull — resumable, verified Hugging Face model downloads
 
@@ -18,13 +20,19 @@ COMMANDS:
                           tools' abandoned partials
 
 ARGS:
-    <REPO[:VARIANT]>      Repository id (org/name), optionally with a GGUF variant (org/name:Q4_K_M)
+    <REPO[:VARIANT]>      Repository id (org/name), optionally with a GGUF variant (org/name:Q4_K_M);
+                          a https://huggingface.co/org/name or https://modelscope.cn/models/org/name
+                          URL names the repository and its registry
 
 OPTIONS:
-    --revision <REV>      Branch, tag, commit sha or refs/pr/N [default: main]
+    --registry <NAME>     huggingface or modelscope (folder modelscope--models--org--name,
+                          snapshots named by lemonade's tree fingerprint) [default: huggingface]
+    --revision <REV>      Branch, tag, commit sha or refs/pr/N [default: main; ModelScope: master]
     --cache-dir <DIR>     Cache root [default: HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub]
-    --endpoint <URL>      Hub endpoint [default: HF_ENDPOINT or https://huggingface.co]
-    --token <TOKEN>       Access token [default: HF_TOKEN, HUGGING_FACE_HUB_TOKEN, token file]
+    --endpoint <URL>      Hub endpoint [default: HF_ENDPOINT or https://huggingface.co;
+                          ModelScope: MODELSCOPE_ENDPOINT or https://modelscope.cn]
+    --token <TOKEN>       Access token [default: HF_TOKEN, HUGGING_FACE_HUB_TOKEN, token file;
+                          ModelScope: MODELSCOPE_API_TOKEN, MODELSCOPE_ACCESS_TOKEN]
     --include <GLOB>      Only files matching GLOB (repeatable)
     --exclude <GLOB>      Skip files matching GLOB (repeatable)
     --with <REPO:PATH>    Also pull this exact file from another repository (repeatable)
@@ -57,6 +65,9 @@ EXIT CODES:
 #[derive(Debug, Default)]
 pub struct Args {
     pub repo: String,
+    pub registry: Registry,
+    /// Whether `--registry` was given (a repository URL must then agree with it).
+    pub registry_given: bool,
     pub revision: Option<String>,
     pub cache_dir: Option<PathBuf>,
     pub endpoint: Option<String>,
@@ -120,6 +131,10 @@ pub fn parse(mut argv: impl Iterator<Item = std::ffi::OsString>) -> Result<Comma
             "--" => only_positional = true,
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
+            "--registry" => {
+                args.registry = Registry::parse(&value("NAME")?).map_err(|e| e.to_string())?;
+                args.registry_given = true;
+            }
             "--revision" => args.revision = Some(value("REV")?),
             "--cache-dir" => args.cache_dir = Some(PathBuf::from(value("DIR")?)),
             "--endpoint" => args.endpoint = Some(value("URL")?),
@@ -173,12 +188,46 @@ fn command_of(mut args: Args, positional: &[String]) -> Result<Command, String> 
     if args.apply && command != "gc" {
         return Err("--apply only goes with gc".into());
     }
-    args.repo = repo;
+    args.repo = match repo_of_url(&repo) {
+        Some((registry, _)) if args.registry_given && registry != args.registry => {
+            return Err(format!(
+                "{repo} is a {registry} URL, but --registry says {}",
+                args.registry
+            ));
+        }
+        Some((registry, id)) => {
+            args.registry = registry;
+            id
+        }
+        None => repo,
+    };
     let args = Box::new(args);
     Ok(match command {
         "status" => Command::Status(args),
         "gc" => Command::Gc(args),
         _ => Command::Pull(args),
+    })
+}
+
+/// The registry and `org/name` of a repository URL, as lemonade recognises them
+/// (`detect_registry_url`): the first two path segments after the prefix, query and fragment
+/// dropped.
+fn repo_of_url(value: &str) -> Option<(Registry, String)> {
+    const PREFIXES: [(&str, Registry); 8] = [
+        ("https://huggingface.co/", Registry::HuggingFace),
+        ("http://huggingface.co/", Registry::HuggingFace),
+        ("https://modelscope.cn/models/", Registry::ModelScope),
+        ("https://www.modelscope.cn/models/", Registry::ModelScope),
+        ("http://modelscope.cn/models/", Registry::ModelScope),
+        ("http://www.modelscope.cn/models/", Registry::ModelScope),
+        ("https://modelscope.ai/models/", Registry::ModelScope),
+        ("https://www.modelscope.ai/models/", Registry::ModelScope),
+    ];
+    PREFIXES.iter().find_map(|(prefix, registry)| {
+        let rest = value.strip_prefix(prefix)?;
+        let rest = rest.split(['?', '#']).next().unwrap_or("");
+        let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).take(2).collect();
+        Some((*registry, segments.join("/")))
     })
 }
 
@@ -293,6 +342,37 @@ mod tests {
         for bad in ["0", "-1", "soon", "", "NaN", "inf", "100000"] {
             assert!(p(&["--dns-timeout", bad, "o/n"]).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn registries_by_option_and_url() {
+        let pulled = |v: &[&str]| match p(v) {
+            Ok(Command::Pull(a)) | Ok(Command::Status(a)) => (a.registry, a.repo),
+            other => panic!("{v:?}: {other:?}"),
+        };
+        assert_eq!(pulled(&["o/n"]), (Registry::HuggingFace, "o/n".into()));
+        assert_eq!(
+            pulled(&["--registry", "modelscope", "o/n"]),
+            (Registry::ModelScope, "o/n".into())
+        );
+        assert_eq!(
+            pulled(&["https://www.modelscope.cn/models/Qwen/Qwen3-8B-GGUF/files?x=1"]),
+            (Registry::ModelScope, "Qwen/Qwen3-8B-GGUF".into())
+        );
+        assert_eq!(
+            pulled(&[
+                "status",
+                "--registry=ms",
+                "https://modelscope.ai/models/o/n"
+            ]),
+            (Registry::ModelScope, "o/n".into())
+        );
+        assert_eq!(
+            pulled(&["https://huggingface.co/o/n#readme"]),
+            (Registry::HuggingFace, "o/n".into())
+        );
+        assert!(p(&["--registry", "github", "o/n"]).is_err());
+        assert!(p(&["--registry", "hf", "https://modelscope.cn/models/o/n"]).is_err());
     }
 
     #[test]

@@ -33,7 +33,7 @@ fn fail(a: &Args, e: &lemon_pull::Error) -> ExitCode {
 
 /// Prints each snapshot folder of the repository.
 pub fn run_status(a: &Args) -> ExitCode {
-    let st = match repo_and_root(a).and_then(|(repo, root)| status(&root, &repo)) {
+    let st = match repo_and_root(a).and_then(|(repo, root)| status(&root, &repo, a.registry)) {
         Ok(st) => st,
         Err(e) => return fail(a, &e),
     };
@@ -99,7 +99,7 @@ pub fn run_status(a: &Args) -> ExitCode {
 /// Lists, or with `--apply` removes, superseded snapshots and abandoned partials.
 pub fn run_gc(a: &Args) -> ExitCode {
     let report = match repo_and_root(a)
-        .and_then(|(repo, root)| gc(&root, &repo, a.apply, &Cancel::default()))
+        .and_then(|(repo, root)| gc(&root, &repo, a.registry, a.apply, &Cancel::default()))
     {
         Ok(r) => r,
         Err(e) => return fail(a, &e),

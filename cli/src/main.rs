@@ -69,6 +69,7 @@ fn run(a: Args) -> ExitCode {
             Err(e) => return usage_error(&e.to_string()),
         }
     }
+    opts.registry = a.registry;
     opts.revision = a.revision;
     opts.commit = a.commit;
     opts.files = a.files.into_iter().map(FileSpec::new).collect();

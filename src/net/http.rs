@@ -36,6 +36,9 @@ pub(crate) const MAX_JSON_BYTES: u64 = 64 << 20;
 pub(crate) struct HttpConfig {
     pub endpoint: String,
     pub token: Option<String>,
+    /// Also send the token as ModelScope's session cookie (`Cookie: m_session_id=<token>`), as
+    /// lemonade does for ModelScope's older endpoints; same origin rule as `Authorization`.
+    pub session_cookie: bool,
     pub connect_timeout: std::time::Duration,
     pub stall_timeout: std::time::Duration,
     /// Whole-request limit for metadata calls (file bodies have only the stall watchdog).
@@ -323,6 +326,9 @@ impl Http {
                 && let Some(t) = &self.cfg.token
             {
                 req = req.header("Authorization", format!("Bearer {t}"));
+                if self.cfg.session_cookie {
+                    req = req.header("Cookie", format!("m_session_id={t}"));
+                }
             }
             let resp = req.call().map_err(|e| self.transport_error(&current, e))?;
             let status = resp.status().as_u16();

@@ -105,7 +105,8 @@ pub(crate) fn fetch_listing(
         http.endpoint(),
         encode_segment(revision)
     );
-    let mut resp = get_ok(http, &url, repo, Some(revision), retry, reporter)?;
+    let asked = (repo, Some(revision));
+    let mut resp = get_ok(http, &url, asked, api_status_error, retry, reporter)?;
     let body = resp.text(MAX_JSON_BYTES)?;
     let (commit, files) = parse_model_info(&url, repo, &body)?;
     drop(body);
@@ -211,7 +212,8 @@ fn fetch_tree(
                 message: "tree pagination loops back to a page already read".into(),
             });
         }
-        let mut resp = get_ok(http, &url, repo, Some(commit), retry, reporter)?;
+        let asked = (repo, Some(commit));
+        let mut resp = get_ok(http, &url, asked, api_status_error, retry, reporter)?;
         let next = resp.header("link").and_then(next_link);
         let body = resp.text(MAX_JSON_BYTES)?;
         for f in parse_tree_page(&url, repo, &body)? {
@@ -261,7 +263,7 @@ fn checked_file(url: &str, path: &str, size: u64, id: ContentId) -> Result<Remot
 /// Sorts the files by path and refuses a listing that names a path twice, or names a path both as
 /// a file and as a folder of another file (`a` and `a/b`): git cannot hold either, and on disk
 /// the second would fail half-way through the pull.
-fn sort_unique(url: &str, files: &mut [RemoteFile]) -> Result<()> {
+pub(crate) fn sort_unique(url: &str, files: &mut [RemoteFile]) -> Result<()> {
     let refuse = |message: String| Error::InvalidResponse {
         url: redact(url),
         message,
@@ -309,12 +311,17 @@ fn parse_json<T: serde::de::DeserializeOwned>(url: &str, text: &str) -> Result<T
 const UNREACHABLE_RETRIES: u32 = 2;
 const UNREACHABLE_DELAY: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// GET an API URL, retrying transient failures, and turn any non-200 into a typed error.
-fn get_ok(
+/// How a registry's error answer becomes a typed error: the response, the repository and the
+/// revision asked for.
+pub(crate) type Classify = fn(&mut Response, &str, Option<&str>) -> Error;
+
+/// GET an API URL, retrying transient failures, and turn any non-200 into a typed error with
+/// `classify`.
+pub(crate) fn get_ok(
     http: &Http,
     url: &str,
-    repo: &str,
-    revision: Option<&str>,
+    (repo, revision): (&str, Option<&str>),
+    classify: Classify,
     retry: RetryPolicy,
     reporter: &mut Reporter,
 ) -> Result<Response> {
@@ -328,9 +335,9 @@ fn get_ok(
             Ok(mut resp) if is_retryable_status(resp.status) => {
                 last_status = Some(resp.status);
                 let ra = resp.retry_after();
-                (status_error(&mut resp, repo, None, revision), ra)
+                (classify(&mut resp, repo, revision), ra)
             }
-            Ok(mut resp) => return Err(status_error(&mut resp, repo, None, revision)),
+            Ok(mut resp) => return Err(classify(&mut resp, repo, revision)),
             Err(e @ Error::Network { .. }) => (e, None),
             Err(e) => return Err(e),
         };
@@ -383,6 +390,11 @@ fn get_ok(
         reporter.cancel().sleep(delay)?;
         reporter.backoff_over();
     }
+}
+
+/// [`status_error`] for a metadata call (no file).
+fn api_status_error(resp: &mut Response, repo: &str, revision: Option<&str>) -> Error {
+    status_error(resp, repo, None, revision)
 }
 
 /// Maps a Hub error answer (status, `X-Error-Code`, `X-Error-Message`) onto a typed error.

@@ -4,6 +4,7 @@
 
 pub(crate) mod http;
 pub(crate) mod hub;
+pub(crate) mod modelscope;
 pub(crate) mod resolve;
 pub(crate) mod retry;
 pub(crate) mod throttle;

@@ -8,7 +8,7 @@ use crate::cache::{fsync_dir, remove_file_if_exists};
 use crate::error::Result;
 use crate::manifest::{Manifest, ManifestFile};
 use crate::net::http::Http;
-use crate::net::hub;
+
 use crate::progress::{Event, Reporter, Source};
 use crate::repo_path::is_commit_sha;
 use crate::salvage;
@@ -98,7 +98,7 @@ fn write_manifest(http: &Http, units: &[Unit]) -> Result<()> {
             let dir = u.cache.snapshot_dir(&u.listing.commit);
             u.files.iter().map(move |f| ManifestFile {
                 name: f.path.clone(),
-                url: hub::file_url(http.endpoint(), &u.listing.repo, &u.listing.commit, &f.path),
+                url: u.file_url(http.endpoint(), &f.path),
                 size: f.size,
                 download_path: Some(dir.clone()),
                 id: Some(f.id.clone()),
@@ -107,6 +107,7 @@ fn write_manifest(http: &Http, units: &[Unit]) -> Result<()> {
         .collect();
     let manifest = Manifest {
         repo_id: main.listing.repo.clone(),
+        registry: main.cache.registry(),
         commit_hash: main.listing.commit.clone(),
         download_path: main.cache.snapshot_dir(&main.listing.commit),
         files,

@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::net::http::Http;
-use crate::net::hub::{self, RemoteFile};
+use crate::net::hub::RemoteFile;
 use crate::options::{MAX_CONNECTIONS, PullOptions};
 use crate::progress::{FileInfo, Reporter, Source};
 use crate::salvage::Candidate;
@@ -86,7 +86,8 @@ pub(super) fn transfer_all(
             file: info,
             id: &file.id,
             commit,
-            url: hub::file_url(http.endpoint(), &unit.listing.repo, commit, &file.path),
+            url: unit.file_url(http.endpoint(), &file.path),
+            hub_headers: unit.cache.registry().confirms_commit(),
             final_path: unit.cache.file_path(commit, &file.path),
             partial_path: unit.cache.partial_path(commit, &file.path),
             checkpoint: Checkpoint::new(&unit.cache.state_dir(), &file.id),

@@ -18,6 +18,7 @@ pub(super) fn answer_from_cache(
         .wants
         .iter()
         .map(|w| from_cache::Wanted {
+            registry: w.registry,
             repo: &w.repo,
             revision: &w.revision,
             commit: w.commit.as_deref(),

@@ -20,6 +20,7 @@ use crate::net::hub::MAX_FILE_SIZE;
 use crate::options::FileSpec;
 use crate::progress::{Event, Reporter, Source};
 use crate::pull::{PlannedFile, PullOutcome, RepoOutcome};
+use crate::registry::Registry;
 use crate::repo_path::{is_commit_sha, validate_file_path};
 use crate::salvage::{Links, files_below};
 use crate::select::{Selection, select};
@@ -28,6 +29,7 @@ use crate::verify::hash_file;
 
 /// One repository to answer from the cache: the main one (with a selection) or a component file.
 pub(crate) struct Wanted<'a> {
+    pub registry: Registry,
     pub repo: &'a str,
     pub revision: &'a str,
     /// A pinned commit: its snapshot answers, whatever `refs/<revision>` names.
@@ -118,7 +120,7 @@ fn answer_one(
     plan: &mut Vec<PlannedFile>,
     cancel: &Cancel,
 ) -> Result<RepoOutcome> {
-    let cache = RepoCache::new(cache_root, w.repo);
+    let cache = RepoCache::of(cache_root, w.repo, w.registry);
     let commit = match w.commit {
         Some(c) => c.to_string(),
         None => resolve(&cache, w.repo, w.revision)?,
@@ -164,6 +166,7 @@ fn answer_one(
                 source: Source::Present,
                 on_disk: *size,
                 from: None,
+                hash_verified: stamps.recorded_id(rel).is_none_or(|id| id.is_digest()),
             });
         }
     }
@@ -225,7 +228,7 @@ fn not_cached(repo: &str, message: String) -> Error {
 }
 
 fn resolve(cache: &RepoCache, repo: &str, revision: &str) -> Result<String> {
-    if is_commit_sha(revision) {
+    if cache.registry() == Registry::HuggingFace && is_commit_sha(revision) {
         return Ok(revision.to_string());
     }
     cache.read_ref(revision).ok_or_else(|| {

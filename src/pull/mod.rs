@@ -28,6 +28,7 @@ use crate::net::http::{Http, HttpConfig};
 use crate::net::hub::{Listing, RemoteFile};
 use crate::options::{PullOptions, resolve_token};
 use crate::progress::{Event, FileInfo, Observer, Phase, Reporter, Source, Totals};
+use crate::registry::Registry;
 use crate::salvage;
 
 /// What a successful pull did.
@@ -86,6 +87,9 @@ pub struct PlannedFile {
     pub on_disk: u64,
     /// The snapshot folder the bytes come from, for salvaged and linked files.
     pub from: Option<String>,
+    /// False when the registry listed no hash for the file (some ModelScope files): only its
+    /// size is checked, and its bytes are never taken from another snapshot.
+    pub hash_verified: bool,
 }
 
 /// An orphaned snapshot folder removed after the pull (or, in a dry run, that would be).
@@ -168,7 +172,9 @@ fn run(opts: &PullOptions, reporter: &mut Reporter) -> Result<PullOutcome> {
     reporter.set_snapshot(units[0].cache.snapshot_dir(&units[0].listing.commit));
     reporter.set_phase(Phase::Lock);
     let _locks = lock_all(&units, &req, opts, reporter)?;
-    if opts.keep_unchanged_snapshot {
+    // lemonade keeps a previous snapshot on the Hub only: a ModelScope snapshot is a tree
+    // fingerprint, which an unchanged selection in a changed tree does not keep.
+    if opts.keep_unchanged_snapshot && req.registry == Registry::HuggingFace {
         for unit in &mut units {
             let wants: Vec<&Want> = unit.wants.iter().map(|&i| &req.wants[i]).collect();
             keep_previous::keep_if_unchanged(&http, unit, &wants, opts, reporter)?;
@@ -199,6 +205,7 @@ fn connect(req: &Request, opts: &PullOptions, cancel: &Cancel) -> Result<Http> {
         &HttpConfig {
             endpoint: req.endpoint.clone(),
             token: resolve_token(opts.token.as_deref()),
+            session_cookie: req.registry == Registry::ModelScope,
             connect_timeout: opts.connect_timeout,
             stall_timeout: opts.stall_timeout,
             api_timeout: opts.api_timeout,
@@ -280,4 +287,18 @@ struct Unit {
     cache: RepoCache,
     /// The request's wants this unit serves (indexes into `Request::wants`).
     wants: Vec<usize>,
+}
+
+impl Unit {
+    /// The download URL of `path`: pinned to the commit on the Hub; by revision on ModelScope,
+    /// which has no commit to pin (the sha256 check catches a tree that moved meanwhile).
+    fn file_url(&self, endpoint: &str, path: &str) -> String {
+        let l = &self.listing;
+        match self.cache.registry() {
+            Registry::HuggingFace => crate::net::hub::file_url(endpoint, &l.repo, &l.commit, path),
+            Registry::ModelScope => {
+                crate::net::modelscope::file_url(endpoint, &l.repo, &l.revision, path)
+            }
+        }
+    }
 }

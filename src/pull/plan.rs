@@ -116,6 +116,7 @@ fn plan_unit(
             source,
             on_disk,
             from: from.map(str::to_string),
+            hash_verified: file.id.is_digest(),
         };
         let copies = if present {
             Vec::new()

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use crate::error::{Error, Result};
 use crate::net::hub::{self, Listing, RemoteFile};
 use crate::options::{FileSpec, PullOptions, resolve_endpoint};
-use crate::repo_path::{is_commit_sha, validate_file_path, validate_repo_id, validate_revision};
+use crate::registry::Registry;
+use crate::repo_path::{
+    is_commit_sha, is_tree_snapshot_id, validate_file_path, validate_repo_id, validate_revision,
+};
 use crate::select::{Selection, select, split_repo_variant};
 use crate::verify::{ContentId, is_hex};
 
@@ -16,14 +19,18 @@ pub(super) struct Request {
     pub(super) wants: Vec<Want>,
     pub(super) cache_root: PathBuf,
     pub(super) endpoint: String,
+    /// Where every repository of the pull lives (lemonade: one registry per model).
+    pub(super) registry: Registry,
 }
 
 /// One repository of the request, and which of its files.
 pub(super) struct Want {
+    pub(super) registry: Registry,
     pub(super) repo: String,
     /// The ref written on success.
     pub(super) revision: String,
-    /// A pinned commit (40 hex), pulled whatever `revision` names now.
+    /// A pinned commit (40 hex; on ModelScope a tree fingerprint), pulled whatever `revision`
+    /// names now.
     pub(super) commit: Option<String>,
     pub(super) what: What,
 }
@@ -67,7 +74,14 @@ impl Request {
                 component: false,
             }
         };
-        let mut wants = vec![Want::new(repo, &opts.revision, &opts.commit, what)?];
+        let registry = opts.registry;
+        let mut wants = vec![Want::new(
+            registry,
+            repo,
+            &opts.revision,
+            &opts.commit,
+            what,
+        )?];
         for c in &opts.components {
             if c.path.trim().is_empty() {
                 return Err(Error::InvalidArgument(format!(
@@ -80,7 +94,13 @@ impl Request {
                 files: vec![FileSpec::new(c.path.clone())],
                 component: true,
             };
-            wants.push(Want::new(c.repo.clone(), &c.revision, &None, what)?);
+            wants.push(Want::new(
+                registry,
+                c.repo.clone(),
+                &c.revision,
+                &None,
+                what,
+            )?);
         }
         for r in &opts.repos {
             validate_repo_id(&r.repo)?;
@@ -94,7 +114,13 @@ impl Request {
                 files: checked_specs(&r.repo, &r.files)?,
                 component: false,
             };
-            wants.push(Want::new(r.repo.clone(), &r.revision, &r.commit, what)?);
+            wants.push(Want::new(
+                registry,
+                r.repo.clone(),
+                &r.revision,
+                &r.commit,
+                what,
+            )?);
         }
         Ok(Request {
             wants,
@@ -104,28 +130,42 @@ impl Request {
                         .to_string(),
                 )
             })?,
-            endpoint: resolve_endpoint(opts.endpoint.as_deref())?,
+            endpoint: resolve_endpoint(opts.endpoint.as_deref(), registry)?,
+            registry,
         })
     }
 }
 
 impl Want {
     fn new(
+        registry: Registry,
         repo: String,
         revision: &Option<String>,
         commit: &Option<String>,
         what: What,
     ) -> Result<Want> {
-        let revision = revision.clone().unwrap_or_else(|| "main".to_string());
+        let revision = revision
+            .clone()
+            .unwrap_or_else(|| registry.default_revision().to_string());
         validate_revision(&revision)?;
-        if let Some(c) = commit
-            && !is_commit_sha(c)
-        {
-            return Err(Error::InvalidArgument(format!(
-                "commit {c:?} of {repo} is not a 40-hex commit sha"
-            )));
+        if let Some(c) = commit {
+            match registry {
+                Registry::HuggingFace if !is_commit_sha(c) => {
+                    return Err(Error::InvalidArgument(format!(
+                        "commit {c:?} of {repo} is not a 40-hex commit sha"
+                    )));
+                }
+                Registry::ModelScope if !is_tree_snapshot_id(c) => {
+                    return Err(Error::InvalidArgument(format!(
+                        "snapshot {c:?} of {repo} is not a ModelScope tree fingerprint \
+                         (modelscope-<revision>-<16 hex>)"
+                    )));
+                }
+                _ => {}
+            }
         }
         Ok(Want {
+            registry,
             repo,
             revision,
             commit: commit.clone(),
@@ -143,14 +183,19 @@ impl Want {
         let files = files
             .iter()
             .map(|f| {
-                let id = match (&f.sha256, &f.git_sha1) {
-                    (Some(h), _) => ContentId::Sha256(h.to_ascii_lowercase()),
-                    (None, Some(h)) => ContentId::GitSha1(h.to_ascii_lowercase()),
-                    (None, None) => return None,
+                let size = f.size?;
+                let id = match (&f.sha256, &f.git_sha1, self.registry) {
+                    (Some(h), _, _) => ContentId::Sha256(h.to_ascii_lowercase()),
+                    (None, Some(h), _) => ContentId::GitSha1(h.to_ascii_lowercase()),
+                    // A file ModelScope lists without a hash is known by its size in this tree.
+                    (None, None, Registry::ModelScope) => {
+                        ContentId::size_only(commit, &f.path, size)
+                    }
+                    (None, None, Registry::HuggingFace) => return None,
                 };
                 Some(RemoteFile {
                     path: f.path.clone(),
-                    size: f.size?,
+                    size,
                     id,
                 })
             })

@@ -5,8 +5,10 @@ use crate::cache::RepoCache;
 use crate::error::{Error, Result};
 use crate::net::http::Http;
 use crate::net::hub::{self, Listing};
+use crate::net::modelscope;
 use crate::options::PullOptions;
 use crate::progress::{Event, Reporter};
+use crate::registry::Registry;
 use crate::repo_path::check_case_collisions;
 
 use super::Unit;
@@ -32,7 +34,7 @@ pub(super) fn resolve_units(
             None => {
                 let listing = list(http, want, opts, reporter)?;
                 units.push(Unit {
-                    cache: RepoCache::new(&req.cache_root, &want.repo),
+                    cache: RepoCache::of(&req.cache_root, &want.repo, want.registry),
                     listing,
                     files: Vec::new(),
                     wants: Vec::new(),
@@ -66,15 +68,32 @@ fn list(http: &Http, want: &Want, opts: &PullOptions, reporter: &mut Reporter) -
         Some(listing) => listing,
         None => {
             let asked = want.commit.as_deref().unwrap_or(&want.revision);
-            let mut listing = hub::fetch_listing(http, &want.repo, asked, opts.retry, reporter)?;
+            let mut listing = match want.registry {
+                Registry::HuggingFace => {
+                    hub::fetch_listing(http, &want.repo, asked, opts.retry, reporter)?
+                }
+                // No commit to ask for: the revision's tree now, which must be the pinned one.
+                Registry::ModelScope => modelscope::fetch_listing(
+                    http,
+                    &want.repo,
+                    &want.revision,
+                    opts.retry,
+                    reporter,
+                )?,
+            };
             if let Some(pin) = &want.commit
                 && listing.commit != *pin
             {
                 return Err(Error::InvalidResponse {
                     url: http.endpoint().to_string(),
                     message: format!(
-                        "asked for commit {pin} of {}, the hub answered {}",
-                        want.repo, listing.commit
+                        "asked for {} {pin} of {}, the hub answered {}",
+                        match want.registry {
+                            Registry::HuggingFace => "commit",
+                            Registry::ModelScope => "tree",
+                        },
+                        want.repo,
+                        listing.commit
                     ),
                 });
             }

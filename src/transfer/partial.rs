@@ -23,8 +23,11 @@ pub(crate) struct Task<'a> {
     pub id: &'a ContentId,
     /// Commit the URL is pinned to; the server must confirm it.
     pub commit: &'a str,
-    /// Pinned `/resolve/<commit>/<path>` URL.
+    /// Pinned `/resolve/<commit>/<path>` URL (ModelScope: by revision).
     pub url: String,
+    /// Whether the server confirms commit, content id and size in headers (the Hub does,
+    /// ModelScope does not): checked when true.
+    pub hub_headers: bool,
     pub final_path: PathBuf,
     pub partial_path: PathBuf,
     pub checkpoint: Checkpoint,

@@ -26,7 +26,7 @@ pub(crate) fn request(
     hub_checks: bool,
 ) -> Result<Response, Failure> {
     let mut resp = http.get(url, range).map_err(Failure::network)?;
-    if hub_checks {
+    if hub_checks && task.hub_headers {
         check_hub_headers(task, &resp)?;
     }
     match resp.status {

@@ -6,7 +6,7 @@ use crate::common::{TempDir, options};
 use lemon_pull::Cancel;
 use lemon_pull::Silent;
 use lemon_pull::{Event, Flow};
-use lemon_pull::{gc, status};
+use lemon_pull::{Registry, gc, status};
 use mock_hub::{MockFile, MockHub, pseudo_random_bytes};
 
 const REPO: &str = "org/model";
@@ -43,7 +43,7 @@ fn status_and_gc_of_committed_superseded_and_in_progress_snapshots() {
     });
     assert!(paused.is_err());
 
-    let st = status(cache.path(), REPO).expect("status");
+    let st = status(cache.path(), REPO, Registry::HuggingFace).expect("status");
     let by = |sha: &str| {
         st.snapshots
             .iter()
@@ -63,7 +63,14 @@ fn status_and_gc_of_committed_superseded_and_in_progress_snapshots() {
     );
     assert_eq!(s3.bytes_salvageable, s3.bytes_complete + s3.bytes_partial);
 
-    let dry = gc(cache.path(), REPO, false, &Cancel::default()).expect("dry run");
+    let dry = gc(
+        cache.path(),
+        REPO,
+        Registry::HuggingFace,
+        false,
+        &Cancel::default(),
+    )
+    .expect("dry run");
     let mut names: Vec<_> = dry.snapshots.iter().map(|s| s.0.clone()).collect();
     names.sort();
     let mut want = vec![v1.clone(), v3.clone()];
@@ -78,7 +85,14 @@ fn status_and_gc_of_committed_superseded_and_in_progress_snapshots() {
 
     let stamps = cache.path().join("models--org--model/.lemon-pull/verified");
     assert!(stamps.join(format!("{v1}.json")).exists());
-    let done = gc(cache.path(), REPO, true, &Cancel::default()).expect("gc");
+    let done = gc(
+        cache.path(),
+        REPO,
+        Registry::HuggingFace,
+        true,
+        &Cancel::default(),
+    )
+    .expect("gc");
     assert!(done.applied);
     assert!(!root.join(&v1).exists() && !root.join(&v3).exists());
     assert!(
@@ -97,7 +111,14 @@ fn gc_removes_nothing_without_a_committed_ref() {
     let snap = cache.path().join("models--org--model/snapshots/abc");
     fs::create_dir_all(&snap).expect("snap");
     fs::write(snap.join("m.gguf.partial"), b"xx").expect("partial");
-    let r = gc(cache.path(), REPO, true, &Cancel::default()).expect("gc");
+    let r = gc(
+        cache.path(),
+        REPO,
+        Registry::HuggingFace,
+        true,
+        &Cancel::default(),
+    )
+    .expect("gc");
     assert!(r.snapshots.is_empty() && r.note.is_some());
     assert!(snap.join("m.gguf.partial").exists());
 }
@@ -120,6 +141,6 @@ fn missing_bytes_count_only_the_folders_own_files() {
         ]
     });
     fs::write(snap.join(".download_manifest.json"), manifest.to_string()).expect("manifest");
-    let st = status(cache.path(), REPO).expect("status");
+    let st = status(cache.path(), REPO, Registry::HuggingFace).expect("status");
     assert_eq!(st.snapshots[0].bytes_missing, Some(8));
 }
