@@ -254,6 +254,36 @@ typedef uint32_t lemon_pull_flag;
 #endif // __cplusplus
 
 /**
+ * Values of `lemon_pull_options.registry`: where the repositories of the pull live. Unknown
+ * values are rejected with `LEMON_STATUS_INVALID_ARGUMENT`.
+ */
+enum lemon_pull_registry
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The Hugging Face Hub (the default): `models--org--name`, snapshots named by commit.
+   */
+  LEMON_PULL_REGISTRY_HUGGING_FACE = 0,
+  /**
+   * ModelScope, as lemonade uses it: `modelscope--models--org--name`, snapshots named by
+   * lemonade's tree fingerprint (`modelscope-<revision>-<16 hex>`), default revision `master`
+   * (recorded in `refs/main`, as lemonade does), default endpoint `https://modelscope.cn`, the
+   * token sent as `Authorization: Bearer` and as the `m_session_id` cookie. A file listed
+   * without a sha256 is checked by size only (`lemon_pull_result.files_not_hash_verified`).
+   */
+  LEMON_PULL_REGISTRY_MODEL_SCOPE = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum lemon_pull_registry lemon_pull_registry;
+#else
+typedef uint32_t lemon_pull_registry;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Per-repository results of a pull, owned by a `lemon_pull_result`. Opaque: read it with
  * `lemon_pull_result_repo_count` and the `lemon_pull_result_repo_*` accessors.
  */
@@ -620,6 +650,15 @@ typedef struct lemon_pull_options {
    * Added after the first version: read only when `struct_size` covers it.
    */
   uint32_t dns_timeout_ms;
+  /**
+   * A `lemon_pull_registry` value; 0 = Hugging Face. Applies to `repo_id`, `components` and
+   * `repos` alike (lemonade: one registry per model). With `LEMON_PULL_FLAG_READ_ENVIRONMENT`,
+   * a ModelScope pull reads `MODELSCOPE_ENDPOINT` and `MODELSCOPE_API_TOKEN` /
+   * `MODELSCOPE_ACCESS_TOKEN` instead of the `HF_` ones. On ModelScope, `commit` is the tree
+   * fingerprint of the caller's listing. Added after the first version: read only when
+   * `struct_size` covers it.
+   */
+  uint32_t registry;
 } lemon_pull_options;
 
 /**
@@ -695,6 +734,13 @@ typedef struct lemon_pull_result {
    * Written only when `struct_size` covers it.
    */
   uint64_t bytes_on_disk;
+  /**
+   * Files of a successful pull whose content could be checked by size only, because the
+   * registry listed no hash for them (some ModelScope files; never on Hugging Face); 0 when
+   * every byte was checked against a sha256 or git blob id. Added after the first version:
+   * written only when `struct_size` covers it.
+   */
+  uint32_t files_not_hash_verified;
 } lemon_pull_result;
 
 #ifdef __cplusplus

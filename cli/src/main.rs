@@ -147,6 +147,8 @@ fn report_success(r: &mut Renderer, o: &PullOutcome) {
             "snapshot_path": o.snapshot_path.display().to_string(),
             "dry_run": o.dry_run,
             "from_cache": o.from_cache,
+            "registry": o.registry.name(),
+            "files_not_hash_verified": o.plan.iter().filter(|p| !p.hash_verified).count(),
             "bytes_downloaded": t.bytes_downloaded,
             "bytes_reused": t.bytes_reused,
             "bytes_salvaged": t.bytes_salvaged,
@@ -161,6 +163,7 @@ fn report_success(r: &mut Renderer, o: &PullOutcome) {
             "plan": o.plan.iter().map(|p| json!({
                 "repo": p.repo, "path": p.path, "size": p.size, "source": p.source.name(),
                 "on_disk": p.on_disk, "to_download": p.missing(), "from": p.from,
+                "hash_verified": p.hash_verified,
             })).collect::<Vec<_>>(),
         }));
         return;
@@ -178,6 +181,12 @@ fn report_success(r: &mut Renderer, o: &PullOutcome) {
         bytes(t.bytes_reused),
         bytes(t.bytes_salvaged),
     ));
+    let unverified = o.plan.iter().filter(|p| !p.hash_verified).count();
+    if unverified > 0 {
+        r.say(&format!(
+            "note: {unverified} file(s) had no hash in the listing and were checked by size only"
+        ));
+    }
     // The snapshot path alone on stdout, so scripts can capture it.
     println!("{}", o.snapshot_path.display());
 }

@@ -12,6 +12,7 @@ use crate::options::{
     Component, DEFAULT_API_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DNS_TIMEOUT, FileSpec,
     MAX_CONNECTIONS, PullOptions, RepoSpec, RetryPolicy,
 };
+use crate::registry::Registry;
 
 use super::boundary::{c_array, millis, opt_setting, opt_string, required_string, string_array};
 use super::progress::lemon_progress_cb;
@@ -44,6 +45,21 @@ pub enum lemon_pull_flag {
     /// the ref names now, keep that snapshot active: the ref stays, no new folder is made, and the
     /// result's paths name the kept snapshot. Costs one listing call when the ref moved.
     KeepUnchangedSnapshot = 16,
+}
+
+/// Values of `lemon_pull_options.registry`: where the repositories of the pull live. Unknown
+/// values are rejected with `LEMON_STATUS_INVALID_ARGUMENT`.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum lemon_pull_registry {
+    /// The Hugging Face Hub (the default): `models--org--name`, snapshots named by commit.
+    HuggingFace = 0,
+    /// ModelScope, as lemonade uses it: `modelscope--models--org--name`, snapshots named by
+    /// lemonade's tree fingerprint (`modelscope-<revision>-<16 hex>`), default revision `master`
+    /// (recorded in `refs/main`, as lemonade does), default endpoint `https://modelscope.cn`, the
+    /// token sent as `Authorization: Bearer` and as the `m_session_id` cookie. A file listed
+    /// without a sha256 is checked by size only (`lemon_pull_result.files_not_hash_verified`).
+    ModelScope = 1,
 }
 
 /// All flag bits this version understands.
@@ -220,6 +236,13 @@ pub struct lemon_pull_options {
     /// system's lookup is used, which neither this limit nor a cancel can interrupt (unverified).
     /// Added after the first version: read only when `struct_size` covers it.
     pub dns_timeout_ms: u32,
+    /// A `lemon_pull_registry` value; 0 = Hugging Face. Applies to `repo_id`, `components` and
+    /// `repos` alike (lemonade: one registry per model). With `LEMON_PULL_FLAG_READ_ENVIRONMENT`,
+    /// a ModelScope pull reads `MODELSCOPE_ENDPOINT` and `MODELSCOPE_API_TOKEN` /
+    /// `MODELSCOPE_ACCESS_TOKEN` instead of the `HF_` ones. On ModelScope, `commit` is the tree
+    /// fingerprint of the caller's listing. Added after the first version: read only when
+    /// `struct_size` covers it.
+    pub registry: u32,
 }
 
 /// The smallest `struct_size` accepted: `struct_size` itself and `repo_id`.
@@ -267,6 +290,7 @@ impl lemon_pull_options {
             repos_len: 0,
             proxy: ptr::null(),
             dns_timeout_ms: millis(DEFAULT_DNS_TIMEOUT),
+            registry: lemon_pull_registry::HuggingFace as u32,
         }
     }
 }
@@ -344,6 +368,7 @@ pub(super) unsafe fn read_options(
         repos_len,
         proxy,
         dns_timeout_ms,
+        registry,
     );
     Ok(out)
 }
@@ -488,6 +513,11 @@ pub(super) unsafe fn parse_options(p: *const lemon_pull_options) -> Result<Reque
     o.stall_timeout = ms_or(raw.stall_timeout_ms, o.stall_timeout);
     o.api_timeout = ms_or(raw.api_timeout_ms, o.api_timeout);
     o.dns_timeout = ms_or(raw.dns_timeout_ms, o.dns_timeout);
+    o.registry = match raw.registry {
+        r if r == lemon_pull_registry::HuggingFace as u32 => Registry::HuggingFace,
+        r if r == lemon_pull_registry::ModelScope as u32 => Registry::ModelScope,
+        other => return Err(format!("unknown registry {other}")),
+    };
     o.dry_run = raw.flags & lemon_pull_flag::DryRun as u32 != 0;
     o.offline = raw.flags & lemon_pull_flag::Offline as u32 != 0;
     o.read_environment = raw.flags & lemon_pull_flag::ReadEnvironment as u32 != 0;

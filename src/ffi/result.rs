@@ -72,6 +72,11 @@ pub struct lemon_pull_result {
     /// cancel, what the next call will not download again; on success the snapshot's size.
     /// Written only when `struct_size` covers it.
     pub bytes_on_disk: u64,
+    /// Files of a successful pull whose content could be checked by size only, because the
+    /// registry listed no hash for them (some ModelScope files; never on Hugging Face); 0 when
+    /// every byte was checked against a sha256 or git blob id. Added after the first version:
+    /// written only when `struct_size` covers it.
+    pub files_not_hash_verified: u32,
 }
 
 /// The fields of the first version of `lemon_pull_result`, in its order: what is written for a
@@ -103,6 +108,13 @@ pub(super) struct Report {
     outcome: Option<PullOutcome>,
     /// Bytes in the main snapshot folder (see `lemon_pull_result::bytes_on_disk`).
     pub(super) bytes_on_disk: u64,
+}
+
+/// Whether the caller's `size` bytes hold the whole of `field`, given its offset and size.
+macro_rules! covers {
+    ($size:expr, $field:ident, $ty:ty) => {
+        std::mem::offset_of!(lemon_pull_result, $field) + size_of::<$ty>() <= $size
+    };
 }
 
 impl Report {
@@ -183,13 +195,12 @@ impl ResultSlot {
             None => (ptr::null_mut(), ptr::null_mut(), ptr::null_mut()),
         };
         let from_cache = report.outcome.as_ref().is_some_and(|o| o.from_cache);
-        let v2 = self.size >= size_of::<lemon_pull_result>();
+        let not_hash_verified = report.outcome.as_ref().map_or(0, |o| {
+            o.plan.iter().filter(|f| !f.hash_verified).count() as u32
+        });
         let value = ResultV1 {
-            struct_size: if v2 {
-                size_of::<lemon_pull_result>()
-            } else {
-                RESULT_V1_SIZE
-            } as u32,
+            // What this call wrote: the caller's struct, as far as this version knows it.
+            struct_size: self.size as u32,
             status: report.status as i32,
             snapshot_path,
             commit,
@@ -209,11 +220,21 @@ impl ResultSlot {
         // which `ResultV1` mirrors field for field (repr(C), same order: checked at compile time
         // above); `write` does not drop the old contents (documented as overwritten, not freed).
         unsafe { self.p.cast::<ResultV1>().write(value) };
-        if v2 {
-            // SAFETY: the caller's struct covers the whole current layout.
+        // Each later field is written when the caller's struct holds it, so a caller built
+        // against any earlier header gets every field it knows.
+        if covers!(self.size, from_cache, u32) {
+            // SAFETY: the field lies within the caller's `size` writable bytes.
             unsafe { ptr::addr_of_mut!((*self.p).from_cache).write(u32::from(from_cache)) };
+        }
+        if covers!(self.size, bytes_on_disk, u64) {
             // SAFETY: as above.
             unsafe { ptr::addr_of_mut!((*self.p).bytes_on_disk).write(report.bytes_on_disk) };
+        }
+        if covers!(self.size, files_not_hash_verified, u32) {
+            // SAFETY: as above.
+            unsafe {
+                ptr::addr_of_mut!((*self.p).files_not_hash_verified).write(not_hash_verified)
+            };
         }
     }
 

@@ -63,6 +63,7 @@ fn zeroed_result() -> lemon_pull_result {
         repos: ptr::null_mut(),
         from_cache: 7,
         bytes_on_disk: 7,
+        files_not_hash_verified: 7,
     }
 }
 
@@ -104,9 +105,26 @@ fn result_fields_past_the_callers_struct_size_are_never_written() {
     assert_eq!(r.from_cache, 7, "past struct_size: untouched");
     // SAFETY: filled by lemon_resume_pull.
     unsafe { lemon_pull_result_free(&mut r) };
+    // A caller of the header before `files_not_hash_verified`: every field it knows is written.
+    let mut r = zeroed_result();
+    let before = std::mem::offset_of!(lemon_pull_result, files_not_hash_verified);
+    r.struct_size = before as u32;
+    // SAFETY: as above.
+    let s = unsafe { lemon_resume_pull(&o, &mut r) };
+    assert_eq!(s, lemon_status::InvalidArgument);
+    assert_eq!(r.struct_size as usize, before);
+    assert_eq!(
+        (r.from_cache, r.bytes_on_disk),
+        (0, 0),
+        "within struct_size"
+    );
+    assert_eq!(r.files_not_hash_verified, 7, "past struct_size: untouched");
+    // SAFETY: filled by lemon_resume_pull.
+    unsafe { lemon_pull_result_free(&mut r) };
     let (_, mut r) = call(&o);
     assert_eq!(r.struct_size as usize, size_of::<lemon_pull_result>());
     assert_eq!(r.from_cache, 0, "within struct_size: written");
+    assert_eq!(r.files_not_hash_verified, 0, "within struct_size: written");
     // SAFETY: filled by lemon_resume_pull.
     unsafe { lemon_pull_result_free(&mut r) };
 }
@@ -408,6 +426,7 @@ fn accessors_on_null_or_empty_results() {
 fn result_repos_accessors() {
     let outcome = PullOutcome {
         repo: "org/main".into(),
+        registry: crate::Registry::HuggingFace,
         revision: "main".into(),
         commit: "a".repeat(40),
         snapshot_path: PathBuf::from("/c/models--org--main/snapshots/aaaa"),

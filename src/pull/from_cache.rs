@@ -99,6 +99,7 @@ pub(crate) fn pull(
     });
     Ok(PullOutcome {
         repo: main.repo.clone(),
+        registry: wanted.first().map_or(Registry::HuggingFace, |w| w.registry),
         revision: main.revision.clone(),
         commit: main.commit.clone(),
         snapshot_path: main.snapshot_path.clone(),

@@ -36,6 +36,8 @@ use crate::salvage;
 pub struct PullOutcome {
     /// Main repository id.
     pub repo: String,
+    /// The registry every repository of the pull lives in.
+    pub registry: Registry,
     /// Revision asked for.
     pub revision: String,
     /// Commit of the main snapshot.
@@ -259,6 +261,7 @@ fn outcome_of(units: &[Unit], plan: &Plan, opts: &PullOptions, reporter: &Report
     let planned = plan.planned();
     PullOutcome {
         repo: main.listing.repo.clone(),
+        registry: opts.registry,
         revision: main.listing.revision.clone(),
         commit: main.listing.commit.clone(),
         snapshot_path: main.cache.snapshot_dir(&main.listing.commit),
