@@ -418,6 +418,11 @@ fn walk(dir: &Path, prefix: &str, depth: usize, links: Links, out: &mut Vec<Foun
 
 /// Whether `c` may hold bytes of `want`: same id, or unknown id at the same path; never longer.
 fn usable(c: &Candidate, want: &RemoteFile) -> bool {
+    // Without a digest, hashing a copy proves nothing: only the target's own partial (same tree,
+    // same path) may be resumed; bytes of another snapshot are never taken on a guess.
+    if !want.id.is_digest() && !c.in_target {
+        return false;
+    }
     let id_ok = match &c.id {
         Some(id) => *id == want.id,
         None => c.rel == want.path,
@@ -760,6 +765,31 @@ mod tests {
             best(&scan, &w).is_none(),
             "a different content id is never used"
         );
+    }
+
+    #[test]
+    fn a_file_without_digest_is_only_resumed_in_place() {
+        let w = RemoteFile {
+            path: "config.json".into(),
+            size: 100,
+            id: ContentId::size_only("modelscope-master-0123456789abcdef", "config.json", 100),
+        };
+        let scan = Scan {
+            candidates: vec![
+                cand("config.json", false, 100, None, false),
+                cand("config.json", true, 60, None, false),
+            ],
+            folders: vec![],
+        };
+        assert!(
+            best(&scan, &w).is_none(),
+            "same path and size in another tree is a guess, never taken"
+        );
+        let scan = Scan {
+            candidates: vec![cand("config.json", true, 60, None, true)],
+            folders: vec![],
+        };
+        assert_eq!(best(&scan, &w).expect("own partial").len, 60);
     }
 
     fn order(scan: &Scan, w: &RemoteFile) -> Vec<(String, bool, u64, bool)> {
