@@ -128,6 +128,14 @@ pub(crate) fn admin_commit(
     let sha = shared
         .commit(&repo, branch, files)
         .map_err(|e| (500, e.to_string()))?;
+    if branch == "main" {
+        // ModelScope clients ask for `master` by default; one commit serves both APIs.
+        shared
+            .lock()
+            .repo_mut(&repo)
+            .refs
+            .insert("master".to_owned(), sha.clone());
+    }
     Ok(format!(
         "{{\"repo\":{},\"branch\":{},\"sha\":\"{sha}\"}}",
         json_str(&repo),
@@ -180,11 +188,12 @@ fn parse_fault(params: &Params) -> Result<Fault, AdminError> {
 fn log_json(entry: &RequestLog) -> String {
     let opt = |value: &Option<String>| value.as_deref().map_or("null".to_owned(), json_str);
     format!(
-        "{{\"method\":{},\"host\":{},\"path\":{},\"authorization\":{},\"range\":{},\"user_agent\":{},\"status\":{}}}",
+        "{{\"method\":{},\"host\":{},\"path\":{},\"authorization\":{},\"cookie\":{},\"range\":{},\"user_agent\":{},\"status\":{}}}",
         json_str(&entry.method),
         json_str(&entry.host),
         json_str(&entry.path),
         opt(&entry.authorization),
+        opt(&entry.cookie),
         opt(&entry.range),
         opt(&entry.user_agent),
         entry.status

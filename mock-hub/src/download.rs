@@ -182,7 +182,7 @@ fn disposition(path: &str) -> String {
 /// Lifetime written into signed URLs when no TTL is enforced.
 const DEFAULT_SIGNATURE_SECS: u64 = 3600;
 
-fn mint_signed_url(st: &mut State, port: u16, f: &FileRef, sha256: &str) -> String {
+pub(crate) fn mint_signed_url(st: &mut State, port: u16, f: &FileRef, sha256: &str) -> String {
     let now = SystemTime::now();
     let ttl = st.knobs.cdn_ttl;
     let lifetime = ttl.map_or(DEFAULT_SIGNATURE_SECS, |t| t.as_secs_f64().ceil() as u64);
@@ -301,7 +301,7 @@ fn parse_range(header: Option<&str>, total: u64) -> RangeSpec {
     RangeSpec::Part(first, last.map_or(total - 1, |last| last.min(total - 1)))
 }
 
-fn ranged(
+pub(crate) fn ranged(
     mut headers: Vec<(&'static str, String)>,
     content: Content,
     total: u64,

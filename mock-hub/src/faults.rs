@@ -174,7 +174,7 @@ fn status_fault(route: &Route, code: u16, retry_after: Option<&str>) -> Response
         let seconds = retry_after.trim().parse::<u64>();
         if let (429, HostKind::Hub, Ok(seconds)) = (code, route.host, seconds) {
             let bucket = match route.endpoint {
-                Endpoint::Info { .. } | Endpoint::Tree { .. } => "api",
+                Endpoint::Info { .. } | Endpoint::Tree { .. } | Endpoint::MsListing { .. } => "api",
                 _ => "resolvers",
             };
             resp = resp

@@ -22,6 +22,8 @@ pub(crate) struct Digests {
     pub(crate) size: u64,
     /// Git blob id: of the content for regular files, of the pointer file for LFS files.
     pub(crate) blob_id: String,
+    /// Of the content, for every file: what ModelScope listings report.
+    pub(crate) sha256: String,
     pub(crate) lfs: Option<LfsInfo>,
 }
 
@@ -142,36 +144,43 @@ fn lfs_pointer(sha256: &str, size: u64) -> String {
 
 pub(crate) fn digest_content(content: &Content, lfs: bool) -> io::Result<Digests> {
     let size = content.size()?;
+    let header = format!("blob {size}\0");
+    let mut sha1 = Sha1::new();
+    sha1.update(header.as_bytes());
+    let mut sha256 = Sha256::new();
+    // One pass feeds both: disk files can be gigabytes.
+    read_content(content, size, |piece| {
+        sha1.update(piece);
+        sha256.update(piece);
+    })?;
+    let sha256 = hex(&sha256.finalize());
     // The Hub stores an empty file that matches an LFS pattern as a plain git blob.
     if lfs && size > 0 {
-        let sha256 = hex(&hash_content::<Sha256>(content, b"", size)?);
         let pointer = lfs_pointer(&sha256, size);
         let blob_id = git_object_id("blob", pointer.as_bytes());
         let lfs = LfsInfo {
-            sha256,
+            sha256: sha256.clone(),
             pointer_size: pointer.len() as u64,
         };
         Ok(Digests {
             size,
             blob_id,
+            sha256,
             lfs: Some(lfs),
         })
     } else {
-        let header = format!("blob {size}\0");
-        let blob_id = hex(&hash_content::<Sha1>(content, header.as_bytes(), size)?);
         Ok(Digests {
             size,
-            blob_id,
+            blob_id: hex(&sha1.finalize()),
+            sha256,
             lfs: None,
         })
     }
 }
 
-fn hash_content<D: Digest>(content: &Content, prefix: &[u8], size: u64) -> io::Result<Vec<u8>> {
-    let mut hasher = D::new();
-    hasher.update(prefix);
+fn read_content(content: &Content, size: u64, mut feed: impl FnMut(&[u8])) -> io::Result<()> {
     match content {
-        Content::Bytes(bytes) => hasher.update(bytes),
+        Content::Bytes(bytes) => feed(bytes),
         Content::File(path) => {
             let mut file = File::open(path)?;
             let mut buf = vec![0; HASH_BUFFER];
@@ -181,7 +190,7 @@ fn hash_content<D: Digest>(content: &Content, prefix: &[u8], size: u64) -> io::R
                 if n == 0 {
                     break;
                 }
-                hasher.update(&buf[..n]);
+                feed(&buf[..n]);
                 seen += n as u64;
             }
             if seen != size {
@@ -190,7 +199,7 @@ fn hash_content<D: Digest>(content: &Content, prefix: &[u8], size: u64) -> io::R
             }
         }
     }
-    Ok(hasher.finalize().to_vec())
+    Ok(())
 }
 
 /// The sha256 of `bytes` in lowercase hex: an LFS file's oid, what `X-Linked-Etag` carries.

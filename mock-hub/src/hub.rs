@@ -1,6 +1,6 @@
 //! `MockHub`: the handle a test starts, steers and inspects; dropping it stops the server.
 
-use crate::model::{Fault, MockFile, RequestLog, Target};
+use crate::model::{Fault, ListingShape, MockFile, RequestLog, Target};
 use crate::server::accept_loop;
 use crate::state::{Shared, SizeLie};
 use std::collections::HashMap;
@@ -244,6 +244,44 @@ impl MockHub {
     /// pagination loop (the first page's own URL) or a page on another host. `None`: real paging.
     pub fn set_tree_next_link(&self, next: Option<&str>) {
         self.shared.lock().knobs.tree_next = next.map(str::to_owned);
+    }
+
+    /// The body shape of ModelScope listings from now on (default [`ListingShape::Envelope`]).
+    pub fn set_modelscope_listing_shape(&self, shape: ListingShape) {
+        self.shared.lock().knobs.modelscope.shape = shape;
+    }
+
+    /// What ModelScope listings report as this file's sha256: `None` leaves the key out (real
+    /// listings sometimes lack it), `Some(x)` reports `x`. [`MockHub::reset_modelscope_sha256`]
+    /// restores the truth.
+    pub fn set_modelscope_sha256(&self, repo: &str, path: &str, sha256: Option<&str>) {
+        let key = (repo.to_owned(), path.to_owned());
+        let value = sha256.map(str::to_owned);
+        self.shared
+            .lock()
+            .knobs
+            .modelscope
+            .sha256
+            .insert(key, value);
+    }
+
+    /// ModelScope listings report this file's true sha256 again.
+    pub fn reset_modelscope_sha256(&self, repo: &str, path: &str) {
+        let key = (repo.to_owned(), path.to_owned());
+        self.shared.lock().knobs.modelscope.sha256.remove(&key);
+    }
+
+    /// Every ModelScope listing from now on answers this status and body (JSON, verbatim),
+    /// whatever the repo: a `200` whose envelope says failure, `401`, `500`. `None`: real answers.
+    pub fn set_modelscope_listing_answer(&self, answer: Option<(u16, String)>) {
+        self.shared.lock().knobs.modelscope.listing_answer = answer;
+    }
+
+    /// `true`: ModelScope file downloads answer a `302` to a signed URL on the CDN host (like
+    /// `/resolve` for an LFS file, so cross-host token stripping is exercised). `false`
+    /// (default): the file route serves the bytes itself, with ranges.
+    pub fn set_modelscope_redirect(&self, on: bool) {
+        self.shared.lock().knobs.modelscope.redirect = on;
     }
 
     /// Bytes of [`Fault::PaddedJson`] padding actually written to sockets: how much of a huge

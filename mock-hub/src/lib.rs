@@ -1,4 +1,6 @@
-//! An in-process mock of the Hugging Face Hub download protocol, for tests and benchmarks.
+//! An in-process mock of the Hugging Face Hub download protocol, for tests and benchmarks; it
+//! speaks ModelScope's download API too, over the same repos and commits (a ModelScope client's
+//! default revision is `master`: commit to that branch, or point it with [`MockHub::set_ref`]).
 //!
 //! It follows `hf-protocol.md` (§1-3, 5, 10, 11): a client that works against this mock must also
 //! work against the real Hub, so nothing here is easier than the real thing. The Hub answers on
@@ -14,6 +16,8 @@
 //! * `hub`: [`MockHub`], the handle a test holds; `server`: connections, reading requests,
 //!   dispatching them, writing answers (rate limits, byte counters);
 //! * `admin`: `/admin/...`, steering the binary from a shell;
+//! * `modelscope` (ModelScope's `/api/v1/models/{repo}/repo/files` listing in four body shapes
+//!   ([`ListingShape`]) and `/repo?FilePath=` file route, direct or redirected to the CDN);
 //! * `download` (`/resolve`, resolve-cache, the CDN, ranges), `api` (repo info, `/tree`), `faults`
 //!   (a queued fault replaces or alters the answer), `routes` (host and URL to an endpoint);
 //! * `state`: repos, commits, knobs and counters behind one lock;
@@ -30,9 +34,15 @@
 //!   sha256, so a client that takes the wrong header fails verification;
 //! * the CDN serves requests that carry `Authorization` (the real one evidently does) but logs
 //!   the header, so tests can assert it is absent;
-//! * tree cursors are plain offsets; clients must treat them as opaque anyway.
+//! * tree cursors are plain offsets; clients must treat them as opaque anyway;
+//! * ModelScope: unknown tokens are ignored (not rejected); a private repo answers `401` on both
+//!   routes without its token (bearer or `m_session_id` cookie), a gated one only on the file
+//!   route; a renamed repo's old id is not found; unknown repo, revision or file is a `404` with
+//!   a `{"Code":404,"Success":false,…}` envelope.
 //!
-//! Not implemented: gzip responses, Xet, `paths-info`, `/refs`, `/raw`, datasets and spaces.
+//! Not implemented: gzip responses, Xet, `paths-info`, `/refs`, `/raw`, datasets and spaces;
+//! on ModelScope, everything but the listing and the file route (model info, search, `Root=`
+//! sub-folder listings, datasets).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -45,6 +55,7 @@ mod git;
 mod http;
 mod hub;
 mod model;
+mod modelscope;
 mod routes;
 mod scratch;
 mod server;
@@ -54,7 +65,7 @@ pub use encode::civil_from_days;
 pub use git::sha256_hex;
 pub use hub::MockHub;
 pub use model::{
-    AdminCommitHook, Content, Fault, MockFile, PseudoRandom, RequestLog, Target, content,
-    pseudo_random_bytes, total_size,
+    AdminCommitHook, Content, Fault, ListingShape, MockFile, PseudoRandom, RequestLog, Target,
+    content, pseudo_random_bytes, total_size,
 };
 pub use scratch::{TempDir, tree};

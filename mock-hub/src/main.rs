@@ -1,5 +1,6 @@
 //! A standalone mock Hugging Face Hub serving one directory as one repo, for manual runs and
-//! benchmarks against curl or other clients.
+//! benchmarks against curl or other clients. It speaks ModelScope's download API too, at the
+//! same address (`MODELSCOPE_ENDPOINT=http://127.0.0.1:PORT`), with `master` = `main`.
 //!
 //! ```text
 //! cargo run --release -p mock-hub -- [--port N] [--repo org/name]
@@ -9,7 +10,8 @@
 //! Prints `mock-hub listening on http://127.0.0.1:PORT (repo org/name, commit <sha>)` and serves
 //! until killed. Steer it with the admin routes, e.g.
 //! `curl -X POST 'http://127.0.0.1:PORT/admin/fault?target=anyfile&kind=drop&bytes=1000000'`,
-//! `curl -X POST 'http://127.0.0.1:PORT/admin/commit'` (re-scan DIR as a new commit of `main`),
+//! `curl -X POST 'http://127.0.0.1:PORT/admin/commit'` (re-scan DIR as a new commit of `main`,
+//! which `master` follows),
 //! `curl 'http://127.0.0.1:PORT/admin/stats'`.
 //!
 //! `--cdn-base URL` (or `POST /admin/cdn?base=URL`, empty for this mock again) points the signed
@@ -68,6 +70,8 @@ fn run(args: Args) -> io::Result<Infallible> {
     let hub = MockHub::start_on(args.port)?;
     hub.set_cdn_base(args.cdn_base.as_deref());
     let sha = hub.try_commit(&repo, "main", scan(&dir, args.lfs_threshold)?)?;
+    // ModelScope clients ask for `master` by default; both APIs serve the same commit.
+    hub.set_ref(&repo, "master", &sha);
     let threshold = args.lfs_threshold;
     hub.on_admin_commit(move |_, _| scan(&dir, threshold).map_err(|e| e.to_string()));
     let mut stdout = io::stdout().lock();

@@ -106,6 +106,8 @@ pub struct RequestLog {
     pub path: String,
     /// The `Authorization` header, if sent.
     pub authorization: Option<String>,
+    /// The `Cookie` header, if sent (ModelScope clients send `m_session_id=<token>`).
+    pub cookie: Option<String>,
     /// The `Range` header, if sent.
     pub range: Option<String>,
     /// The `User-Agent` header, if sent.
@@ -127,17 +129,35 @@ impl RequestLog {
 /// Which requests a [`Fault`] applies to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
-    /// `/api/models/{repo}` and `/api/models/{repo}/revision/{rev}`.
+    /// `/api/models/{repo}` and `/api/models/{repo}/revision/{rev}`; also ModelScope's listing
+    /// `/api/v1/models/{repo}/repo/files`.
     Api,
     /// `/api/models/{repo}/tree/...` (any page).
     Tree,
-    /// `HEAD`/`GET` of `/{repo}/resolve/{rev}/{path}` or the resolve-cache route for this path.
-    /// Body faults need a served body, so they never fire on an LFS file's redirect: use `Cdn`.
+    /// `HEAD`/`GET` of `/{repo}/resolve/{rev}/{path}` or the resolve-cache route for this path;
+    /// also ModelScope's `/api/v1/models/{repo}/repo?FilePath={path}`. Body faults need a served
+    /// body, so they never fire on a redirect (LFS, or ModelScope's redirect mode): use `Cdn`.
     Resolve(String),
     /// `HEAD`/`GET` on the CDN of a signed URL minted for this repo path.
     Cdn(String),
-    /// Any `GET` of file content: resolve, resolve-cache or CDN.
+    /// Any `GET` of file content: resolve, resolve-cache, ModelScope's file route or CDN.
     AnyFile,
+}
+
+/// The body shape of ModelScope's file listing, all seen in the wild and all accepted by
+/// lemonade's client. Entries are the same in each; only the wrapping and key case change.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ListingShape {
+    /// `{"Code":200,"Success":true,"Message":"success","RequestId":…,"Data":{"Files":[…]}}`.
+    #[default]
+    Envelope,
+    /// `{"Code":200,"Data":[…]}`.
+    DataArray,
+    /// `[…]`.
+    BareArray,
+    /// `{"Data":{"files":[…]}}`, entries with lower-case keys only: `path`, `name`, `type`,
+    /// `size`, `sha256`.
+    LowerFiles,
 }
 
 /// A queued misbehaviour. Each one is consumed by the first matching request it applies to; when

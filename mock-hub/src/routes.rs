@@ -50,6 +50,16 @@ pub(crate) enum Endpoint {
     Cdn {
         sha256: String,
     },
+    /// ModelScope's `/api/v1/models/{repo}/repo/files?Revision=…&Recursive=True`.
+    MsListing {
+        repo: RepoRef,
+    },
+    /// ModelScope's `/api/v1/models/{repo}/repo?Revision=…&FilePath=…`; `path` is the decoded
+    /// `FilePath` (empty when missing).
+    MsFile {
+        repo: RepoRef,
+        path: String,
+    },
 }
 
 pub(crate) struct Route {
@@ -63,15 +73,21 @@ pub(crate) struct Route {
 impl Route {
     pub(crate) fn matches(&self, target: &Target, is_get: bool) -> bool {
         match (target, &self.endpoint) {
-            (Target::Api, Endpoint::Info { .. }) | (Target::Tree, Endpoint::Tree { .. }) => true,
+            (Target::Api, Endpoint::Info { .. } | Endpoint::MsListing { .. })
+            | (Target::Tree, Endpoint::Tree { .. }) => true,
             (
                 Target::Resolve(p),
-                Endpoint::Resolve { path, .. } | Endpoint::ResolveCache { path, .. },
+                Endpoint::Resolve { path, .. }
+                | Endpoint::ResolveCache { path, .. }
+                | Endpoint::MsFile { path, .. },
             ) => p == path,
             (Target::Cdn(p), Endpoint::Cdn { .. }) => self.cdn_path.as_deref() == Some(p.as_str()),
             (
                 Target::AnyFile,
-                Endpoint::Resolve { .. } | Endpoint::ResolveCache { .. } | Endpoint::Cdn { .. },
+                Endpoint::Resolve { .. }
+                | Endpoint::ResolveCache { .. }
+                | Endpoint::Cdn { .. }
+                | Endpoint::MsFile { .. },
             ) => is_get,
             _ => false,
         }
@@ -107,7 +123,7 @@ pub(crate) fn route(shared: &Shared, req: &Request, host: HostKind) -> Result<Ro
     let st = shared.lock();
     let endpoint = match host {
         HostKind::Cdn => cdn_route(&segs),
-        HostKind::Hub => hub_route(&st, &segs),
+        HostKind::Hub => hub_route(&st, &segs, &query),
     };
     let endpoint = endpoint.map_err(|e| match e {
         RouteError::BadEncoding => bad("malformed percent-encoding"),
@@ -142,10 +158,15 @@ fn cdn_route(segs: &[&str]) -> Result<Endpoint, RouteError> {
     }
 }
 
-fn hub_route(st: &State, segs: &[&str]) -> Result<Endpoint, RouteError> {
+fn hub_route(
+    st: &State,
+    segs: &[&str],
+    query: &[(String, String)],
+) -> Result<Endpoint, RouteError> {
     let known = |id: &str| st.repos.contains_key(id) || st.renames.contains_key(id);
     match segs {
         ["api", "models", rest @ ..] => api_route(rest, known),
+        ["api", "v1", "models", rest @ ..] => modelscope_route(rest, query, known),
         ["api", "resolve-cache", "models", rest @ ..] => resolve_cache_route(rest, known),
         ["api", ..] | ["cdn", ..] | ["admin", ..] => Err(RouteError::NotFound),
         _ => resolve_route(segs, known),
@@ -216,6 +237,37 @@ fn api_route(rest: &[&str], known: impl Fn(&str) -> bool) -> Result<Endpoint, Ro
     Ok(match pick_repo(candidates, known)? {
         (repo, ApiTail::Info(rev)) => Endpoint::Info { repo, rev },
         (repo, ApiTail::Tree(rev, path)) => Endpoint::Tree { repo, rev, path },
+    })
+}
+
+/// ModelScope names the revision and the file in the query, so only the repo is in the path.
+fn modelscope_route(
+    rest: &[&str],
+    query: &[(String, String)],
+    known: impl Fn(&str) -> bool,
+) -> Result<Endpoint, RouteError> {
+    let mut candidates = Vec::new();
+    for n in [2, 1] {
+        if rest.len() <= n {
+            continue;
+        }
+        let (repo, tail) = rest.split_at(n);
+        let listing = match tail {
+            ["repo", "files"] => true,
+            ["repo"] => false,
+            _ => continue,
+        };
+        candidates.push((repo_ref(repo, "/api/v1/models/", tail)?, listing));
+    }
+    Ok(match pick_repo(candidates, known)? {
+        (repo, true) => Endpoint::MsListing { repo },
+        (repo, false) => {
+            let path = query
+                .iter()
+                .find(|(k, _)| k == "FilePath")
+                .map_or_else(String::new, |(_, v)| v.clone());
+            Endpoint::MsFile { repo, path }
+        }
     })
 }
 

@@ -11,6 +11,7 @@ use crate::http::{
     read_request, reason,
 };
 use crate::model::Content;
+use crate::modelscope;
 use crate::routes::{Endpoint, HostKind, host_kind, route};
 use crate::state::Shared;
 use std::fmt::Write as _;
@@ -156,6 +157,10 @@ fn respond(shared: &Shared, req: &Request, host: HostKind) -> Outcome {
                 resolve_cache(&mut st, shared.port, req, repo, sha, path)
             }
             Endpoint::Cdn { sha256 } => Ok(cdn(&mut st, req, &route, sha256)),
+            Endpoint::MsListing { repo } => modelscope::listing(&st, req, &route, repo),
+            Endpoint::MsFile { repo, path } => {
+                modelscope::file(&mut st, shared.port, req, &route, repo, path)
+            }
         };
         match answer {
             Ok(resp) | Err(resp) => resp,

@@ -1,11 +1,11 @@
 //! What the mock knows: repos, commits, signed URLs, knobs and counters, behind one lock.
 
-use crate::encode::iso8601;
+use crate::encode::{iso8601, unix_secs};
 use crate::git::{
     Digests, StoredFile, TreeEntry, commit_sha, digest_content, parent_of, tree_entries,
 };
 use crate::http::Request;
-use crate::model::{AdminCommitHook, Content, Fault, MockFile, RequestLog, Target};
+use crate::model::{AdminCommitHook, Content, Fault, ListingShape, MockFile, RequestLog, Target};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io;
@@ -20,6 +20,8 @@ const DEFAULT_TREE_PAGE: usize = 1000;
 pub(crate) struct Commit {
     pub(crate) sha: String,
     pub(crate) date: String,
+    /// The same moment in Unix seconds (ModelScope's `CommittedDate`).
+    pub(crate) secs: u64,
     pub(crate) files: BTreeMap<String, StoredFile>,
     /// Files and directories, sorted by path.
     pub(crate) entries: Vec<TreeEntry>,
@@ -61,6 +63,19 @@ pub(crate) struct Knobs {
     pub(crate) cdn_base: Option<String>,
     /// Every `/tree` page's `rel="next"` target, verbatim (a loop, another host).
     pub(crate) tree_next: Option<String>,
+    pub(crate) modelscope: ModelScopeKnobs,
+}
+
+/// How the ModelScope routes answer (see the `MockHub::set_modelscope_*` knobs).
+#[derive(Default)]
+pub(crate) struct ModelScopeKnobs {
+    pub(crate) shape: ListingShape,
+    /// (repo, path) → `None`: no `Sha256` key; `Some(x)`: `x` instead of the truth.
+    pub(crate) sha256: HashMap<(String, String), Option<String>>,
+    /// Status and body every listing answers with, whatever the repo.
+    pub(crate) listing_answer: Option<(u16, String)>,
+    /// File downloads `302` to the CDN host instead of serving the bytes.
+    pub(crate) redirect: bool,
 }
 
 /// A size the metadata reports instead of the truth.
@@ -161,6 +176,7 @@ impl Shared {
             omit_headers: BTreeSet::new(),
             cdn_base: None,
             tree_next: None,
+            modelscope: ModelScopeKnobs::default(),
         };
         let state = State {
             repos: HashMap::new(),
@@ -271,6 +287,7 @@ impl Shared {
             host: req.header("host").unwrap_or_default().to_owned(),
             path: req.target.clone(),
             authorization: req.header("authorization").map(str::to_owned),
+            cookie: req.header("cookie").map(str::to_owned),
             range: req.header("range").map(str::to_owned),
             user_agent: req.header("user-agent").map(str::to_owned),
             status: 0,
@@ -310,9 +327,11 @@ impl Shared {
 impl Commit {
     pub(crate) fn new(sha: String, files: BTreeMap<String, StoredFile>) -> Self {
         let entries = tree_entries(&files);
+        let now = SystemTime::now();
         Self {
             sha,
-            date: iso8601(SystemTime::now()),
+            date: iso8601(now),
+            secs: unix_secs(now),
             files,
             entries,
         }

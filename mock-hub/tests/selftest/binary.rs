@@ -68,6 +68,20 @@ fn the_binary_serves_a_generated_model_and_commits_edits() {
         sha256_hex(&weights).as_str()
     );
 
+    let ms_listing =
+        format!("{endpoint}/api/v1/models/demo/model/repo/files?Revision=master&Recursive=True");
+    let ms_revision = |listing: &serde_json::Value| {
+        let files = listing["Data"]["Files"].as_array().expect("files").clone();
+        let config = files.iter().find(|f| f["Path"] == "config.json");
+        config.expect("config.json listed")["Revision"].clone()
+    };
+    let listing = get(&ms_listing, &[]);
+    assert_eq!(
+        listing.status, 200,
+        "ModelScope's default revision is served"
+    );
+    assert_eq!(ms_revision(&listing.json()), commit.as_str());
+
     std::fs::write(dir.join("config.json"), "{\"changed\": true}\n").expect("edit");
     let reply = agent()
         .post(&format!("{endpoint}/admin/commit"))
@@ -76,6 +90,11 @@ fn the_binary_serves_a_generated_model_and_commits_edits() {
     assert_eq!(reply.status(), 200);
     let moved = get(&format!("{endpoint}/api/models/demo/model"), &[]).json();
     assert_ne!(moved["sha"], commit.as_str(), "a new commit of main");
+    assert_eq!(
+        ms_revision(&get(&ms_listing, &[]).json()),
+        moved["sha"],
+        "master follows main"
+    );
 }
 
 #[test]

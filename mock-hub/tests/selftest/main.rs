@@ -7,6 +7,7 @@ mod binary;
 mod download;
 mod faults;
 mod listing;
+mod modelscope;
 
 use mock_hub::{Fault, MockFile, MockHub, PseudoRandom, Target, pseudo_random_bytes};
 use sha1::Sha1;
