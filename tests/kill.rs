@@ -3,7 +3,8 @@
 //! nothing outside the cache folder may appear, and the hub must not have served more than the
 //! repo size plus one checkpoint interval per kill (per connection, for parallel pulls) plus the
 //! files whose content changed. The parallel variant kills `--connections 4` pulls, whose big files
-//! have holes, and finishes with one or four connections.
+//! have holes, and finishes with one or four connections; the ModelScope variant does both
+//! against ModelScope's API, where each commit is a new tree-fingerprint folder.
 //!
 //! Ignored in the default run because it takes a while; `.ci/run` runs it with
 //! `cargo test --test kill -- --ignored`. The seed is fixed for one run and random for another;
@@ -64,14 +65,41 @@ fn files_for(version: u64, changed: &[bool; 3]) -> Vec<MockFile> {
     ]
 }
 
+/// Where the scenario's repository lives: the CLI's `--registry`, the branch its commits move,
+/// and the repository's cache folder.
+#[derive(Clone, Copy)]
+struct Registry {
+    name: &'static str,
+    branch: &'static str,
+    folder: &'static str,
+}
+
+const HUGGING_FACE: Registry = Registry {
+    name: "huggingface",
+    branch: "main",
+    folder: "models--org--model",
+};
+const MODELSCOPE: Registry = Registry {
+    name: "modelscope",
+    branch: "master",
+    folder: "modelscope--models--org--model",
+};
+
 fn run_scenario(seed: u64, kills: u32, connections: u32) {
-    println!("kill test seed {seed} ({kills} kills, {connections} connection(s))");
+    run_scenario_on(HUGGING_FACE, seed, kills, connections);
+}
+
+fn run_scenario_on(registry: Registry, seed: u64, kills: u32, connections: u32) {
+    println!(
+        "kill test seed {seed} ({kills} kills, {connections} connection(s), {})",
+        registry.name
+    );
     let mut rng = Rng(seed | 1);
     let connections_arg = connections.to_string();
     let hub = MockHub::start();
     let mut version = 1;
     let mut files = files_for(version, &[false; 3]);
-    hub.commit(REPO, "main", files.clone());
+    hub.commit(REPO, registry.branch, files.clone());
     hub.set_rate_limit(Some(40 * MB));
     let root = TempDir::new("kill");
     let cache = root.path().join("cache");
@@ -84,6 +112,8 @@ fn run_scenario(seed: u64, kills: u32, connections: u32) {
             .env_remove("HF_TOKEN")
             .args([
                 "--json",
+                "--registry",
+                registry.name,
                 "--connections",
                 &connections_arg,
                 "--token",
@@ -123,7 +153,7 @@ fn run_scenario(seed: u64, kills: u32, connections: u32) {
                 .filter(|(_, c)| *c)
                 .map(|(s, _)| s)
                 .sum::<u64>();
-            hub.commit(REPO, "main", files.clone());
+            hub.commit(REPO, registry.branch, files.clone());
             println!("kill {k}: at {target} bytes, then commit v{version} changing {changed:?}");
         } else {
             println!("kill {k}: at {target} bytes");
@@ -138,6 +168,8 @@ fn run_scenario(seed: u64, kills: u32, connections: u32) {
         .env_remove("HF_TOKEN")
         .args([
             "--json",
+            "--registry",
+            registry.name,
             "--connections",
             &last.to_string(),
             "--token",
@@ -181,7 +213,7 @@ fn run_scenario(seed: u64, kills: u32, connections: u32) {
     );
     // In-progress orphans are gone; an older version that completed before a commit move stays
     // (a pull never deletes a committed snapshot).
-    for entry in std::fs::read_dir(cache.join("models--org--model/snapshots"))
+    for entry in std::fs::read_dir(cache.join(registry.folder).join("snapshots"))
         .expect("snapshots")
         .flatten()
     {
@@ -234,4 +266,12 @@ fn random_kills_of_parallel_pulls_lose_at_most_a_checkpoint_per_connection() {
     let fixed = 0x5EED_4C04;
     run_scenario(fixed, 6, 4);
     run_scenario(random_seed(), 6, 4);
+}
+
+/// The same guarantees on ModelScope, where every commit is a new tree-fingerprint folder.
+#[test]
+#[ignore = "slow: run by .ci/run with --ignored"]
+fn random_kills_of_modelscope_pulls_lose_at_most_a_checkpoint_each() {
+    run_scenario_on(MODELSCOPE, 0x5EED_3500, 5, 1);
+    run_scenario_on(MODELSCOPE, random_seed(), 5, 4);
 }

@@ -19,6 +19,7 @@ mod hf_python;
 mod hostile;
 mod housekeeping;
 mod interop;
+mod modelscope;
 mod offline;
 mod parallel;
 mod pinned;
