@@ -318,6 +318,9 @@ if [ "$valgrind" = 1 ]; then
     fi
 fi
 
+echo "== test_c modelscope"
+run_program "test_c modelscope" "$bin/test_c" modelscope "$work/cache-test_c-modelscope"
+
 # Last, as it moves local/demo's main: a pinned pull still gets the commit it asked for.
 echo "== test_c pinned"
 curl -fsS -o /dev/null -X POST "$endpoint/admin/commit?repo=local/demo" || fail "move main"

@@ -924,6 +924,43 @@ static void phase_keep(const char *cache) {
     lemon_pull_result_free(&r);
 }
 
+/* The same mock over ModelScope's API: lemonade's folder, tree-fingerprint snapshot and refs/main. */
+static void phase_modelscope(const char *cache) {
+    lemon_pull_options o;
+    lemon_pull_result r = {0};
+    const char *wanted[2];
+    char detail[1024], ref_path[1024], ref[128] = {0};
+    FILE *f;
+    lemon_status s;
+
+    base_options(&o, cache);
+    wanted[0] = "config.json";
+    wanted[1] = env("LEMON_TEST_FILE");
+    o.include = wanted;
+    o.include_len = 2;
+    o.registry = LEMON_PULL_REGISTRY_MODELSCOPE;
+    s = lemon_resume_pull(&o, &r);
+    snprintf(ref_path, sizeof ref_path, "%s/modelscope--models--%s/refs/main", cache, "local--demo");
+    f = fopen(ref_path, "rb");
+    if (f != NULL) {
+        size_t n = fread(ref, 1, sizeof ref - 1, f);
+        ref[n] = 0;
+        fclose(f);
+    }
+    snprintf(detail, sizeof detail, "status %d, commit %s, snapshot %s, refs/main %s, unverified %u: %s", (int)s,
+             or_null(r.commit), or_null(r.snapshot_path), ref, r.files_not_hash_verified,
+             or_null(r.error_message));
+    check("a ModelScope pull lands in lemonade's folder, named by the tree fingerprint, refs/main naming it",
+          s == LEMON_STATUS_OK && r.commit != NULL && strncmp(r.commit, "modelscope-master-", 18) == 0 &&
+              strlen(r.commit) == 34 && contains(r.snapshot_path, "modelscope--models--local--demo/snapshots/") &&
+              contains(r.snapshot_path, r.commit) && streq(ref, r.commit) && r.files == 2 &&
+              r.files_not_hash_verified == 0,
+          detail);
+    lemon_pull_result_free(&r);
+    o.registry = 7;
+    expect_invalid("an unknown registry is an invalid argument", &o, "registry");
+}
+
 /* Variables that would change the pull if the library read them; HF_ENDPOINT and the proxies point
  * at a port where nothing listens. */
 static void set_hostile_environment(const char *cache) {
@@ -1059,6 +1096,8 @@ int main(int argc, char **argv) {
         phase_hermetic(cache);
     } else if (strcmp(g_phase, "environment") == 0) {
         phase_environment(cache);
+    } else if (strcmp(g_phase, "modelscope") == 0) {
+        phase_modelscope(cache);
     } else {
         fprintf(stderr, "test_c: unknown phase %s\n", g_phase);
         return 2;

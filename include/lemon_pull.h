@@ -273,7 +273,7 @@ enum lemon_pull_registry
    * token sent as `Authorization: Bearer` and as the `m_session_id` cookie. A file listed
    * without a sha256 is checked by size only (`lemon_pull_result.files_not_hash_verified`).
    */
-  LEMON_PULL_REGISTRY_MODEL_SCOPE = 1,
+  LEMON_PULL_REGISTRY_MODELSCOPE = 1,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -59,7 +59,7 @@ pub enum lemon_pull_registry {
     /// (recorded in `refs/main`, as lemonade does), default endpoint `https://modelscope.cn`, the
     /// token sent as `Authorization: Bearer` and as the `m_session_id` cookie. A file listed
     /// without a sha256 is checked by size only (`lemon_pull_result.files_not_hash_verified`).
-    ModelScope = 1,
+    Modelscope = 1,
 }
 
 /// All flag bits this version understands.
@@ -515,7 +515,7 @@ pub(super) unsafe fn parse_options(p: *const lemon_pull_options) -> Result<Reque
     o.dns_timeout = ms_or(raw.dns_timeout_ms, o.dns_timeout);
     o.registry = match raw.registry {
         r if r == lemon_pull_registry::HuggingFace as u32 => Registry::HuggingFace,
-        r if r == lemon_pull_registry::ModelScope as u32 => Registry::ModelScope,
+        r if r == lemon_pull_registry::Modelscope as u32 => Registry::ModelScope,
         other => return Err(format!("unknown registry {other}")),
     };
     o.dry_run = raw.flags & lemon_pull_flag::DryRun as u32 != 0;
