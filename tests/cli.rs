@@ -679,3 +679,73 @@ fn keep_unchanged_keeps_the_snapshot_when_only_an_unselected_file_changed() {
     );
     assert_eq!(result["bytes_downloaded"], 0);
 }
+
+/// `--registry modelscope` (or lemonade's URL form) reads ModelScope's variables, never the Hub's:
+/// `MODELSCOPE_ENDPOINT`, then `MODELSCOPE_API_TOKEN` sent as bearer and session cookie; `status`
+/// finds the ModelScope folder.
+#[test]
+fn modelscope_reads_its_own_environment() {
+    let hub = MockHub::start();
+    hub.commit(
+        REPO,
+        "master",
+        vec![MockFile::lfs("m.gguf", pseudo_random_bytes(3, 4096))],
+    );
+    hub.set_private(REPO, Some("ms-token"));
+    let cache = TempDir::new("cli-modelscope");
+    let run = |args: &[&str]| {
+        Command::new(common::resume_pull())
+            .env("HF_TOKEN", "hf-token-must-not-travel")
+            .env("HF_ENDPOINT", "http://127.0.0.1:9")
+            .env("MODELSCOPE_ENDPOINT", hub.endpoint())
+            .env("MODELSCOPE_API_TOKEN", "ms-token")
+            .env("MODELSCOPE_ACCESS_TOKEN", "second-choice")
+            .arg("--cache-dir")
+            .arg(cache.path())
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let out = run(&["--json", "https://modelscope.cn/models/org/model"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let lines = json_lines(&out.stdout);
+    let result = lines.last().expect("result");
+    assert_eq!(result["registry"], "modelscope");
+    assert_eq!(result["files_not_hash_verified"], 0);
+    let commit = result["commit"].as_str().expect("commit");
+    assert!(commit.starts_with("modelscope-master-"), "{commit}");
+    assert!(
+        cache
+            .path()
+            .join("modelscope--models--org--model/snapshots")
+            .join(commit)
+            .join("m.gguf")
+            .is_file()
+    );
+    for r in hub
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/api/"))
+    {
+        assert_eq!(
+            r.authorization.as_deref(),
+            Some("Bearer ms-token"),
+            "{}",
+            r.path
+        );
+        assert_eq!(r.cookie.as_deref(), Some("m_session_id=ms-token"));
+    }
+    let st = run(&["status", "--registry", "modelscope", "--json", REPO]);
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let v: Value = serde_json::from_slice(&st.stdout).expect("json");
+    assert_eq!(v["snapshots"][0]["name"], commit);
+    assert_eq!(v["snapshots"][0]["committed"], true);
+}
