@@ -5,7 +5,7 @@
 //   - progress -> lemonade's DownloadProgress sequence, heartbeats throttled, no complete event;
 //   - status -> "Download cancelled" / RegistryNotFoundError / runtime_error, the callback's own
 //     exception rethrown after the call, cancel by callback and by the SIGINT flag;
-//   - the outcome: active snapshot, kept previous snapshot, ModelScope refs/main.
+//   - the outcome: active snapshot, kept previous snapshot, size-only verification.
 // check.sh builds it: g++ -std=c++17 bridge_test.cpp lemon_pull_download.cpp (lemonade's include
 // paths), no liblemon_pull.a. Prints PASS/FAIL lines; exit 1 on any failure.
 
@@ -15,12 +15,8 @@
 #include <lemon/model_registry.h>
 
 #include "lemon_pull.h"
-#if __has_include("pending_api.h")
-#include "pending_api.h"
-#else
 typedef lemon_pull_options lemon_pull_bridge_options;
 typedef lemon_pull_result lemon_pull_bridge_result;
-#endif
 
 #include <chrono>
 #include <cstdio>
@@ -78,9 +74,8 @@ struct Seen {
     std::vector<std::string> sha256, git_sha1;
     size_t repos_len = 0;
     std::vector<std::string> repo_ids, repo_commits, repo_revisions;
-    std::vector<uint32_t> repo_struct_sizes;
     std::vector<size_t> repo_files_len;
-    int32_t registry = -1;
+    uint32_t registry = 99;
     std::vector<int32_t> callback_returns;
 };
 
@@ -121,7 +116,6 @@ lemon_status lemon_resume_pull(const lemon_pull_options* base, lemon_pull_result
     }
     seen.repos_len = o->repos_len;
     for (size_t i = 0; i < o->repos_len; ++i) {
-        seen.repo_struct_sizes.push_back(o->repos[i].struct_size);
         seen.repo_ids.push_back(s(o->repos[i].repo_id));
         seen.repo_commits.push_back(s(o->repos[i].commit));
         seen.repo_revisions.push_back(s(o->repos[i].revision));
@@ -164,7 +158,7 @@ lemon_status lemon_resume_pull(const lemon_pull_options* base, lemon_pull_result
     }
     r->status = script.status;
     r->from_cache = script.from_cache;
-    r->hash_verified = script.hash_verified;
+    r->files_not_hash_verified = script.hash_verified ? 0 : 1;
     if (script.status != LEMON_STATUS_OK) {
         r->error_message = strdup(script.message.c_str());
         return static_cast<lemon_status>(script.status);
@@ -288,11 +282,6 @@ fake::Step pause(int ms) {
     return st;
 }
 
-std::string read(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 void test_make_request() {
     const lp::Request r = hf_request("/cache");
     check("main repository first, then the others", r.repositories.size() == 2 &&
@@ -383,10 +372,10 @@ void test_success(const fs::path& tmp) {
               s.git_sha1[2].size() == 40);
     check("options: the auxiliary repository as a pinned lemon_pull_repo",
           s.repos_len == 1 && s.repo_ids[0] == "aaa/aux" && s.repo_commits[0] == kAuxCommit &&
-              s.repo_revisions[0] == "main" && s.repo_struct_sizes[0] == sizeof(lemon_pull_repo) &&
+              s.repo_revisions[0] == "main" &&
               s.repo_files_len[0] == 1);
     check("options: explicit token, registry, endpoint, cache",
-          !s.token_null && s.token == "hf_secret" && s.registry == LEMON_REGISTRY_HUGGING_FACE &&
+          !s.token_null && s.token == "hf_secret" && s.registry == LEMON_PULL_REGISTRY_HUGGING_FACE &&
               s.endpoint == "http://hub.invalid" && s.cache_dir == cache.u8string());
 
     const auto& e = rec.events;
@@ -512,8 +501,6 @@ void test_failures(const fs::path& tmp) {
 void test_modelscope_refs(const fs::path& tmp) {
     const std::string id = "modelscope-master-0123456789abcdef";
     const fs::path repo_dir = tmp / "modelscope--models--org--model";
-    fs::create_directories(repo_dir / "refs");
-    std::ofstream(repo_dir / "refs" / "master") << id;
     std::map<std::string, RegistryRepository> ms;
     ms.emplace("org/model", repo("org/model", id, "master", {listed("a.gguf", 5, "sha256", kSha)}));
     lp::Request request = lp::make_request(RemoteRegistrySource::ModelScope, tmp.u8string(), "", {}, "org/model", ms,
@@ -525,10 +512,8 @@ void test_modelscope_refs(const fs::path& tmp) {
     fake::script.hash_verified = 0;
     const lp::Outcome out = lp::download(request, nullptr);
     check("ModelScope: registry and revision passed",
-          fake::seen.registry == LEMON_REGISTRY_MODELSCOPE && fake::seen.revision == "master" &&
+          fake::seen.registry == LEMON_PULL_REGISTRY_MODELSCOPE && fake::seen.revision == "master" &&
               fake::seen.commit == id && fake::seen.flags == 0);
-    check("ModelScope: refs/main names the snapshot, no newline (lemonade reads refs/main)",
-          read(repo_dir / "refs" / "main") == id);
     check("ModelScope: size-only verification reported", !out.hash_verified);
 }
 

@@ -161,16 +161,6 @@ if check "compile bridge_test.cpp + the bridge (ASan+UBSan)" \
     -o "$work/bridge_test"; then
     run_program "bridge_test" "$work/bridge_test"
 fi
-if grep -q 'LEMON_PULL_FLAG_KEEP_UNCHANGED_SNAPSHOT' include/lemon_pull.h; then
-    # The header has the planned API: the bridge must build without the temporary declarations.
-    mkdir -p "$work/bridge-alone"
-    cp "$here/lemon_pull_download.cpp" "$here/lemon_pull_download.h" "$work/bridge-alone/"
-    check "the bridge compiles against include/lemon_pull.h alone (pending_api.h can go)" \
-        g++ -std=c++17 -Wall -Wextra -Werror -fsyntax-only -I"$lemonade/src/cpp/include" -I"$root/include" \
-        "$work/bridge-alone/lemon_pull_download.cpp"
-else
-    echo "note: include/lemon_pull.h lacks the planned API; the bridge uses $here/pending_api.h"
-fi
 
 # ---------------------------------------------------------------------------------------------
 echo "== ModelScope fingerprints from lemonade's own code"

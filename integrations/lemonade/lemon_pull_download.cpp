@@ -7,13 +7,8 @@
 
 #include "lemon_pull.h"
 
-// The additions of api-plan.md, until include/lemon_pull.h has them (then delete pending_api.h).
-#if __has_include("pending_api.h")
-#include "pending_api.h"
-#else
 typedef lemon_pull_options lemon_pull_bridge_options;
 typedef lemon_pull_result lemon_pull_bridge_result;
-#endif
 
 #include <algorithm>
 #include <cctype>
@@ -21,7 +16,7 @@ typedef lemon_pull_result lemon_pull_bridge_result;
 #include <cstdio>
 #include <exception>
 #include <filesystem>
-#include <fstream>
+#include <cstddef>
 #include <stdexcept>
 #include <system_error>
 #include <utility>
@@ -302,43 +297,20 @@ public:
     }
 }
 
-// lemonade reads refs/main for both registries (read_hf_ref_main, hf_cache_util.cpp), but a
-// ModelScope pull names its ref after the listing revision ("master"). Until the library can write
-// refs/main for it, the bridge points refs/main at the active snapshot, as lemonade did after a
-// successful pull: atomically (temporary file + rename), no newline.
-void point_refs_main(const std::string& snapshot_path, const std::string& snapshot_id) {
-    if (snapshot_path.empty() || snapshot_id.empty()) return;
-    const fs::path repo_dir = fs::u8path(snapshot_path).parent_path().parent_path();
-    const fs::path refs = repo_dir / "refs";
-    const fs::path main_ref = refs / "main";
-    {
-        std::ifstream in(main_ref, std::ios::binary);
-        std::string current((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        if (current == snapshot_id) return;
-    }
-    std::error_code ec;
-    fs::create_directories(refs, ec);
-    const fs::path tmp = refs / ".main.lemonade-tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << snapshot_id;
-        if (!out.flush()) throw std::runtime_error("Could not write " + tmp.u8string());
-    }
-    fs::rename(tmp, main_ref, ec);
-    if (ec) throw std::runtime_error("Could not write " + main_ref.u8string() + ": " + ec.message());
-}
-
 Outcome outcome_from_result(const Request& request, const lemon_pull_bridge_result& r) {
     Outcome out;
     out.bytes_downloaded = r.bytes_downloaded;
     out.bytes_reused = r.bytes_reused;
     out.bytes_salvaged = r.bytes_salvaged;
     out.total_bytes = r.total_bytes;
-    // A library older than the plan fills less; then the defaults (not from the cache, verified)
-    // are what it did.
-    if (r.struct_size >= sizeof(lemon_pull_bridge_result)) {
+    // A library older than this header fills less; then the defaults (not from the cache,
+    // verified) are what it did.
+    if (r.struct_size >= offsetof(lemon_pull_result, from_cache) + sizeof r.from_cache) {
         out.from_cache = r.from_cache != 0;
-        out.hash_verified = r.hash_verified != 0;
+    }
+    if (r.struct_size >=
+        offsetof(lemon_pull_result, files_not_hash_verified) + sizeof r.files_not_hash_verified) {
+        out.hash_verified = r.files_not_hash_verified == 0;
     }
     const size_t count = lemon_pull_result_repo_count(&r);
     for (size_t i = 0; i < request.repositories.size(); ++i) {
@@ -429,7 +401,6 @@ Outcome download(const Request& request, const DownloadProgressCallback& progres
         const Repository& repo = request.repositories[i];
         CRepo& c = extra[i - 1];
         c.files = c_files(repo);
-        c.repo.struct_size = sizeof(lemon_pull_repo);
         c.repo.repo_id = repo.repo_id.c_str();
         c.repo.revision = c_str_or_null(repo.revision);
         c.repo.commit = c_str_or_null(repo.snapshot_id);
@@ -463,8 +434,8 @@ Outcome download(const Request& request, const DownloadProgressCallback& progres
     o.files_len = main_files.size();
     o.repos = c_repos.empty() ? nullptr : c_repos.data();
     o.repos_len = c_repos.size();
-    o.registry = request.source == RemoteRegistrySource::ModelScope ? LEMON_REGISTRY_MODELSCOPE
-                                                                     : LEMON_REGISTRY_HUGGING_FACE;
+    o.registry = request.source == RemoteRegistrySource::ModelScope ? LEMON_PULL_REGISTRY_MODELSCOPE
+                                                                     : LEMON_PULL_REGISTRY_HUGGING_FACE;
     o.proxy = c_str_or_null(request.proxy);
 
     ResultGuard result;
@@ -474,13 +445,9 @@ Outcome download(const Request& request, const DownloadProgressCallback& progres
     trampoline.rethrow_if_thrown();
     if (status != LEMON_STATUS_OK) throw_for_status(request, result.r_);
 
-    Outcome outcome = outcome_from_result(request, result.r_);
-    if (request.source == RemoteRegistrySource::ModelScope) {
-        for (const auto& repo : outcome.repositories) {
-            point_refs_main(repo.snapshot_path, repo.active_snapshot_id);
-        }
-    }
-    return outcome;
+    // refs/main is the library's: it names the active snapshot for both registries (ModelScope's
+    // default revision "master" is recorded in refs/main, as lemonade reads it).
+    return outcome_from_result(request, result.r_);
 }
 
 }  // namespace lemon_pull
