@@ -254,7 +254,7 @@ pub fn validate_revision(rev: &str) -> Result<(), Error> {
 }
 
 /// Why `rev` cannot be used; `windows` adds the rules for the `refs/<rev>` file on Windows.
-fn revision_problem(rev: &str, windows: bool) -> Option<String> {
+pub(crate) fn revision_problem(rev: &str, windows: bool) -> Option<String> {
     let why = if rev.is_empty() {
         "is empty"
     } else if rev.len() > MAX_REVISION {
@@ -309,7 +309,9 @@ pub(crate) fn check_case_collisions<'a>(
 }
 
 /// The first pair of distinct paths that are one path when letter case is ignored.
-fn case_collision<'a>(paths: impl IntoIterator<Item = &'a str>) -> Option<(&'a str, &'a str)> {
+pub(crate) fn case_collision<'a>(
+    paths: impl IntoIterator<Item = &'a str>,
+) -> Option<(&'a str, &'a str)> {
     use std::collections::HashMap;
     let mut files: HashMap<String, &str> = HashMap::new();
     let mut folders: HashMap<String, &str> = HashMap::new();

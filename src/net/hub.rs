@@ -261,7 +261,7 @@ fn checked_file(url: &str, path: &str, size: u64, id: ContentId) -> Result<Remot
 /// Sorts the files by path and refuses a listing that names a path twice, or names a path both as
 /// a file and as a folder of another file (`a` and `a/b`): git cannot hold either, and on disk
 /// the second would fail half-way through the pull.
-fn sort_unique(url: &str, files: &mut [RemoteFile]) -> Result<()> {
+pub(crate) fn sort_unique(url: &str, files: &mut [RemoteFile]) -> Result<()> {
     let refuse = |message: String| Error::InvalidResponse {
         url: redact(url),
         message,
@@ -284,7 +284,7 @@ fn sort_unique(url: &str, files: &mut [RemoteFile]) -> Result<()> {
 }
 
 /// The `rel="next"` target of a `Link` header.
-fn next_link(header: &str) -> Option<String> {
+pub(crate) fn next_link(header: &str) -> Option<String> {
     header.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
         let is_next = params.split(';').any(|p| {
