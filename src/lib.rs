@@ -24,6 +24,9 @@ mod environment;
 mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod housekeeping;
 mod manifest;
 mod net;

@@ -223,7 +223,8 @@ fn display_path(path: &str) -> String {
 ///
 /// It must be non-empty, at most 256 bytes, free of control characters, of `..`, and of `\` and
 /// `:` (which Git ref names never hold, and which on Windows could turn `refs/<rev>` into another
-/// path). On Windows each `/`-separated part must also be a name Windows can store (no device
+/// path), and free of empty and `.` parts (`/main`, `a//b`, `a/`, `./a`: Git refuses them, and
+/// their `refs/<rev>` would be another revision's file or the `refs` folder itself). On Windows each `/`-separated part must also be a name Windows can store (no device
 /// name, none of `<>"|?*`, no trailing dot or space). The revision is sent percent-encoded as one
 /// URL segment and is stored under `refs/`, so these rules are about keeping it out of other
 /// folders, not about Git's full ref grammar.
@@ -241,7 +242,7 @@ pub fn validate_revision(rev: &str) -> Result<(), Error> {
 }
 
 /// Why `rev` cannot be used; `windows` adds the rules for the `refs/<rev>` file on Windows.
-fn revision_problem(rev: &str, windows: bool) -> Option<String> {
+pub(crate) fn revision_problem(rev: &str, windows: bool) -> Option<String> {
     let why = if rev.is_empty() {
         "is empty"
     } else if rev.len() > MAX_REVISION {
@@ -254,6 +255,10 @@ fn revision_problem(rev: &str, windows: bool) -> Option<String> {
         // Git refuses both in ref names; on Windows `C:\x` or `\\host\x` pushed onto the refs
         // folder would replace it and write the ref elsewhere.
         "contains `\\` or `:`, which Git ref names cannot hold"
+    } else if rev.split('/').any(|part| part.is_empty() || part == ".") {
+        // `refs/<rev>` is built part by part: such parts vanish, so `a//b` would share the ref
+        // file of `a/b`, and `/` would be the `refs` folder itself.
+        "has an empty or `.` part between `/`, which Git ref names cannot hold"
     } else {
         let segment = rev
             .split('/')
@@ -296,7 +301,9 @@ pub(crate) fn check_case_collisions<'a>(
 }
 
 /// The first pair of distinct paths that are one path when letter case is ignored.
-fn case_collision<'a>(paths: impl IntoIterator<Item = &'a str>) -> Option<(&'a str, &'a str)> {
+pub(crate) fn case_collision<'a>(
+    paths: impl IntoIterator<Item = &'a str>,
+) -> Option<(&'a str, &'a str)> {
     use std::collections::HashMap;
     let mut files: HashMap<String, &str> = HashMap::new();
     let mut folders: HashMap<String, &str> = HashMap::new();
@@ -655,6 +662,22 @@ mod tests {
             );
         }
         assert!(validate_revision(&"a".repeat(256)).is_ok());
+    }
+
+    /// Found by the `repo_path` fuzz target: `/` was accepted and named the `refs` folder itself as
+    /// its ref file; `a//b` shared the ref file of `a/b`.
+    #[test]
+    fn revisions_with_empty_or_dot_parts() {
+        for rev in ["/", "/main", "main/", "a//b", ".", "./main", "refs/./pr/1"] {
+            let err = validate_revision(rev).expect_err(rev);
+            assert!(
+                matches!(&err, Error::InvalidArgument(m) if m.contains("empty or `.` part")),
+                "{rev:?}: {err:?}"
+            );
+        }
+        for rev in [".hidden", "v1.0/.x", "a/b"] {
+            assert!(validate_revision(rev).is_ok(), "{rev:?}");
+        }
     }
 
     #[test]

@@ -286,7 +286,7 @@ pub(crate) fn sort_unique(url: &str, files: &mut [RemoteFile]) -> Result<()> {
 }
 
 /// The `rel="next"` target of a `Link` header.
-fn next_link(header: &str) -> Option<String> {
+pub(crate) fn next_link(header: &str) -> Option<String> {
     header.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
         let is_next = params.split(';').any(|p| {

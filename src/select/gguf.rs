@@ -78,7 +78,12 @@ fn exact_file(listing: &[&str], variant: &str, lower: &str) -> Result<Vec<usize>
             by_path
         };
         match candidates.as_slice() {
-            [] => return Err("no file has this path or file name".to_string()),
+            // A group may carry a file-like name (a folder `m.bin/`, a root `x.bin.gguf`): it is
+            // listed as a variant, so its name must select it.
+            [] => {
+                return by_group_name(listing, variant, lower, &gguf_groups(listing))?
+                    .ok_or_else(|| "no file has this path or file name".to_string());
+            }
             [one] => *one,
             many => {
                 return Err(format!(
@@ -292,7 +297,10 @@ fn gguf_groups(listing: &[&str]) -> Vec<Group> {
     }
     for files in unlabelled.into_values() {
         groups.push(Group {
-            name: files.first().map(|&i| stem(listing[i])).unwrap_or_default(),
+            name: files
+                .first()
+                .map(|&i| unlabelled_name(listing[i]))
+                .unwrap_or_default(),
             label: None,
             files,
         });
@@ -348,6 +356,16 @@ fn series_of(listing: &[&str], hit: usize) -> Vec<usize> {
     (0..listing.len())
         .filter(|&i| is_gguf(listing[i]) && series_key(listing[i]) == key)
         .collect()
+}
+
+/// The group name of a label-less root file: its stem, or its file name when the stem is empty
+/// (`.gguf`, `-00001-of-00002.gguf`), since an empty variant selects nothing and the file name
+/// selects the file and its series.
+fn unlabelled_name(path: &str) -> String {
+    match stem(path) {
+        s if s.is_empty() => file_name(path).to_string(),
+        s => s,
+    }
 }
 
 /// A file name without `.gguf` and without the shard suffix.

@@ -6,7 +6,8 @@
 //!    `enumerate_gguf_variants`, so that lemon-pull downloads exactly what lemonade's loader will
 //!    look for:
 //!    - a name ending in `.safetensors`, `.pth`, `.ckpt`, `.gguf` or `.bin` is one exact file
-//!      (case-insensitively, by full path or, when unique, by file name);
+//!      (case-insensitively, by full path or, when unique, by file name), or when no file has
+//!      that name, the variant group of that name (a folder `m.bin/`);
 //!    - `*` is every `.gguf` file;
 //!    - otherwise, case-insensitively: a GGUF variant group by name (see below), then the unique
 //!      file matching `*<variant>.gguf`, then the `.gguf` files under a folder `<variant>/`, or
@@ -33,7 +34,8 @@
 //!   When two different models share a label (`m-Q4_K_M.gguf`, `m-Q4_K_M-imatrix.gguf`), each is
 //!   named by its file stem instead (`m-Q4_K_M`, `m-Q4_K_M-imatrix`), as current lemonade does, so
 //!   that a bare `Q4_K_M` falls through to the suffix rule and picks `m-Q4_K_M.gguf`.
-//! - a root file with no label is its own group, named by its stem without the shard suffix.
+//! - a root file with no label is its own group, named by its stem without the shard suffix (by
+//!   its file name when that leaves nothing, as for `.gguf`).
 //!
 //! # Interpretations where lemonade's rules are loose
 //! - lemonade lists label-less files as variants only when no file has a label; here they are
@@ -520,6 +522,52 @@ mod tests {
         assert_eq!(available_variants(&paths), ["draft", "model"]);
         assert_eq!(variant(&paths, "MODEL").unwrap(), &paths[..2]);
         assert_eq!(variant(&paths, "draft").unwrap(), ["draft.gguf"]);
+    }
+
+    /// Found by the `select` fuzz target: `.gguf` was listed as the variant `""`, which no variant
+    /// can name.
+    #[test]
+    fn unlabelled_files_with_empty_stems_are_named_by_file_name() {
+        let paths = [
+            ".gguf",
+            "-00001-of-00002.gguf",
+            "-00002-of-00002.gguf",
+            "config.json",
+        ];
+        assert_eq!(
+            available_variants(&paths),
+            ["-00001-of-00002.gguf", ".gguf"]
+        );
+        assert_eq!(variant(&paths, ".gguf").unwrap(), [".gguf", "config.json"]);
+        assert_eq!(
+            variant(&paths, "-00001-of-00002.gguf").unwrap(),
+            [
+                "-00001-of-00002.gguf",
+                "-00002-of-00002.gguf",
+                "config.json"
+            ]
+        );
+    }
+
+    /// Found by the `select` fuzz target: the folder group `ne.bin` was listed as a variant, but
+    /// the name was taken as a file name only, and no file has it.
+    #[test]
+    fn groups_with_file_like_names_are_selectable() {
+        let paths = [
+            "ne.bin/deep/c.gguf",
+            "x.bin.gguf",
+            "weights.bin",
+            "weights.bin.gguf",
+        ];
+        assert_eq!(
+            available_variants(&paths),
+            ["ne.bin", "weights.bin", "x.bin"]
+        );
+        assert_eq!(variant(&paths, "ne.bin").unwrap(), ["ne.bin/deep/c.gguf"]);
+        assert_eq!(variant(&paths, "X.BIN").unwrap(), ["x.bin.gguf"]);
+        // A file of that name still wins, as in lemonade.
+        assert_eq!(variant(&paths, "weights.bin").unwrap(), ["weights.bin"]);
+        assert!(not_found_message(variant(&paths, "none.bin")).contains("no file has this"));
     }
 
     #[test]

@@ -21,9 +21,16 @@ pub const INTERVAL: u64 = 32 << 20;
 const TAIL: u64 = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct Record {
+pub(crate) struct Record {
     len: u64,
     crc32: u32,
+}
+
+impl Record {
+    /// A checkpoint file's bytes as a record; `None` when they are not one.
+    pub(crate) fn parse(bytes: &[u8]) -> Option<Record> {
+        serde_json::from_slice(bytes).ok()
+    }
 }
 
 /// The checkpoint file of one content id under the repo's state folder.
@@ -40,6 +47,12 @@ impl Checkpoint {
                 .join("partials")
                 .join(format!("{}-{}.json", id.algorithm(), id.hex())),
         }
+    }
+
+    /// Where the checkpoint is kept (the fuzz targets put hostile records there).
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Records that the first `len` bytes of `partial` are on stable storage. The caller has
@@ -59,7 +72,7 @@ impl Checkpoint {
     pub fn trusted_len(&self, partial: &Path, have: u64) -> u64 {
         let Some(rec) = std::fs::read(&self.path)
             .ok()
-            .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
+            .and_then(|b| Record::parse(&b))
         else {
             return have;
         };

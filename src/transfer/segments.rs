@@ -89,13 +89,13 @@ impl RangeSet {
         holes
     }
 
-    fn ranges(&self) -> &[(u64, u64)] {
+    pub(crate) fn ranges(&self) -> &[(u64, u64)] {
         &self.ranges
     }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct Record {
+pub(crate) struct Record {
     /// Size of the whole file the ranges belong to.
     size: u64,
     done: Vec<RangeRecord>,
@@ -107,6 +107,13 @@ struct RangeRecord {
     end: u64,
     /// crc32 of `[max(start, end - TAIL), end)`.
     tail_crc32: u32,
+}
+
+impl Record {
+    /// A sidecar's bytes as a record; `None` when they are not one.
+    pub(crate) fn parse(bytes: &[u8]) -> Option<Record> {
+        serde_json::from_slice(bytes).ok()
+    }
 }
 
 /// The segments sidecar of one content id under the repo's state folder.
@@ -125,6 +132,12 @@ impl Sidecar {
                 id.hex()
             )),
         }
+    }
+
+    /// Where the record is kept (the fuzz targets put hostile records there).
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Whether a partial of this content may have holes.
@@ -168,7 +181,7 @@ impl Sidecar {
     /// The record: `None` without a sidecar, `Some(None)` when there is one that cannot be read.
     fn load(&self) -> Option<Option<Record>> {
         match std::fs::read(&self.path) {
-            Ok(bytes) => Some(serde_json::from_slice(&bytes).ok()),
+            Ok(bytes) => Some(Record::parse(&bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(_) => Some(None),
         }

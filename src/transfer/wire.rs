@@ -211,7 +211,7 @@ pub(crate) fn check_content_range(
 }
 
 /// Parses `bytes a-b/N` (or `bytes a-b/*`) into `(a, b, Some(N))`.
-fn parse_content_range(v: &str) -> Option<(u64, u64, Option<u64>)> {
+pub(crate) fn parse_content_range(v: &str) -> Option<(u64, u64, Option<u64>)> {
     let rest = v.trim().strip_prefix("bytes ")?;
     let (range, total) = rest.split_once('/')?;
     let (a, b) = range.split_once('-')?;
