@@ -10,11 +10,20 @@ use std::time::Duration;
 use super::{Event, FileInfo, Flow, Phase, Source, Totals};
 use crate::cancel::Cancel;
 
-/// What ticks report: the phase and totals the worker last published.
+/// What ticks report: the phase and totals the worker last published, and the file being
+/// transferred with the bytes of it that no event has reported yet.
 #[derive(Default)]
 pub(super) struct State {
     phase: AtomicU8,
     totals: Mutex<Totals>,
+    current: Mutex<Option<Current>>,
+}
+
+/// The file in transfer; `unreported` is its byte count when bytes arrived since the last
+/// `Progress` event (throttled away), so a tick can report them instead of going silent.
+struct Current {
+    file: OwnedFile,
+    unreported: Option<u64>,
 }
 
 impl State {
@@ -23,6 +32,21 @@ impl State {
         // A poisoned lock only means a panic elsewhere; the totals inside are still plain numbers.
         let totals = *self.totals.lock().unwrap_or_else(|p| p.into_inner());
         (phase, totals)
+    }
+
+    /// The `Progress` event the throttle held back, if bytes arrived since the last one: sent
+    /// when the transfer then goes quiet (a stall right after a burst), so the observer sees the
+    /// bytes on disk rather than the count of the last event.
+    pub(super) fn take_unreported(&self) -> Option<OwnedEvent> {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let c = current.as_mut()?;
+        let file_done = c.unreported.take()?;
+        let (_, totals) = self.snapshot();
+        Some(OwnedEvent::Progress {
+            file: c.file.clone(),
+            file_done,
+            totals,
+        })
     }
 }
 
@@ -82,9 +106,31 @@ impl RelayEnd {
     pub(super) fn show_phase(&self, phase: Phase) {
         self.state.phase.store(phase.index(), Ordering::Relaxed);
     }
+
+    /// `file` is in transfer (`None`: no file is), everything of it reported so far.
+    pub(super) fn set_current(&self, file: Option<&FileInfo<'_>>) {
+        *self.state.current.lock().unwrap_or_else(|p| p.into_inner()) = file.map(|f| Current {
+            file: OwnedFile::of(f),
+            unreported: None,
+        });
+    }
+
+    /// The current file has `file_done` bytes, which no event has reported (`None`: all are).
+    pub(super) fn set_unreported(&self, file_done: Option<u64>) {
+        if let Some(c) = self
+            .state
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            c.unreported = file_done;
+        }
+    }
 }
 
 /// A file named by an event, owned so it can cross to the calling thread.
+#[derive(Clone)]
 pub(super) struct OwnedFile {
     repo: String,
     path: String,

@@ -2,7 +2,8 @@
 //!
 //! Events are delivered on the thread that called [`crate::pull()`], serially, only while the call
 //! runs. Byte progress is throttled to about ten events a second; every other event is sent as it
-//! happens, and when nothing happened for a while a [`Event::Tick`] is sent, so an observer hears
+//! happens, and when nothing happened for a while a [`Event::Tick`] is sent (or the `Progress` the
+//! throttle held back, when bytes arrived since the last one), so an observer hears
 //! from the pull at least every [`TICK_INTERVAL`] whatever it is waiting for (a stalled
 //! connection, a retry backoff, another process's lock). The observer can cancel by returning
 //! [`Flow::Cancel`] from any event, ticks included.

@@ -72,8 +72,14 @@ fn deliver(
             Err(RecvTimeoutError::Timeout) => {
                 // After a cancel the worker is winding down; ticks would only invite a second answer.
                 if !cancel.is_cancelled() {
-                    let (phase, totals) = state.snapshot();
-                    if observer.on_event(&Event::Tick { phase, totals }) == Flow::Cancel {
+                    let flow = match state.take_unreported() {
+                        Some(progress) => observer.on_event(&progress.as_event()),
+                        None => {
+                            let (phase, totals) = state.snapshot();
+                            observer.on_event(&Event::Tick { phase, totals })
+                        }
+                    };
+                    if flow == Flow::Cancel {
                         cancel.cancel();
                     }
                 }

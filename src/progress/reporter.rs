@@ -134,6 +134,7 @@ impl Reporter {
     pub(crate) fn file_start(&mut self, file: FileInfo<'_>, offset: u64) -> Result<()> {
         self.file_done = offset;
         self.last_emit = Instant::now();
+        self.relay.set_current(Some(&file));
         let totals = self.totals();
         self.emit(&Event::FileStart {
             file,
@@ -150,6 +151,7 @@ impl Reporter {
             self.last_emit = Instant::now();
             let totals = self.totals();
             let file_done = self.file_done;
+            self.relay.set_unreported(None);
             self.emit(&Event::Progress {
                 file,
                 file_done,
@@ -157,6 +159,7 @@ impl Reporter {
             })
         } else {
             self.publish();
+            self.relay.set_unreported(Some(self.file_done));
             self.cancel.check()
         }
     }
@@ -165,12 +168,15 @@ impl Reporter {
     pub(crate) fn rewind(&mut self, len: u64) {
         self.file_done = len;
         self.publish();
+        self.relay.set_unreported(Some(len));
     }
 
     /// The current file is complete.
     pub(crate) fn file_done(&mut self, file: FileInfo<'_>, reused: bool) -> Result<()> {
         self.finished_bytes += file.size;
         self.file_done = 0;
+        // Cleared before the event is sent: a tick never reports a file after its end.
+        self.relay.set_current(None);
         let totals = self.totals();
         self.emit(&Event::FileDone {
             file,

@@ -255,3 +255,42 @@ fn a_pull_that_never_waits_still_ends_with_complete_and_ticks_carry_totals() {
     // carry totals that never go backwards.
     assert!(tick_done.windows(2).all(|w| w[0] <= w[1]), "{tick_done:?}");
 }
+
+/// Bytes that arrive in a burst just before a stall are reported during the stall: the throttle
+/// may hold back the last `Progress` event, but the quiet that follows sends it instead of a tick,
+/// so a UI shows what is on disk, not the count of the last event before the burst ended.
+#[test]
+fn a_burst_before_a_stall_is_reported_while_the_stall_lasts() {
+    let (hub, _) = hub_with_model();
+    let burst = 2u64 << 20;
+    hub.push_fault(
+        Target::Cdn("model.gguf".into()),
+        Fault::StallAfter {
+            bytes: burst,
+            stall: Duration::from_secs(30),
+        },
+    );
+    let tmp = TempDir::new("heartbeat-burst");
+    let mut opts = options(&hub.endpoint(), tmp.path(), REPO);
+    opts.stall_timeout = Duration::from_secs(60);
+    let mut seen = 0;
+    let mut quiet_since = None;
+    let run = run(&opts, |e, now| {
+        match e {
+            Event::Progress {
+                file, file_done, ..
+            } if file.path == "model.gguf" => seen = seen.max(*file_done),
+            Event::Tick { .. } => {
+                quiet_since.get_or_insert(now);
+            }
+            _ => {}
+        }
+        // Give the quiet a second, then stop.
+        quiet_since.is_some_and(|t| now - t >= Duration::from_secs(1))
+    });
+    assert_cancelled_promptly(&run, "burst then stall");
+    assert_eq!(
+        seen, burst,
+        "the observer heard of every byte before the stall"
+    );
+}
