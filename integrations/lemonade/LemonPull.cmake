@@ -41,9 +41,10 @@ set(LEMON_PULL_CARGO_TARGET_DIR "${CMAKE_BINARY_DIR}/lemon-pull-target" CACHE PA
 set(LEMON_PULL_NATIVE_LIBS "" CACHE STRING
     "System libraries lemon-pull needs (CMake list); empty = the per-platform default below")
 
-# Verified here (check.sh compares it with rustc's list): x86_64-unknown-linux-gnu, rustc 1.89+
-# prints -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc.
-set(_lemon_pull_linux_libs gcc_s util rt pthread m dl c)
+# Verified here (check.sh compares it with rustc's list): x86_64-unknown-linux-gnu, rustc 1.95
+# prints -lc -lm -lrt -lpthread (asked for by dependencies) -lgcc_s -lutil -lrt -lpthread -lm
+# -ldl -lc (the standard library's); the repeats are rustc's and harmless.
+set(_lemon_pull_linux_libs c m rt pthread gcc_s util rt pthread m dl c)
 
 # The system libraries rustc names for the static library (--print native-static-libs).
 function(_lemon_pull_native_libs out)
