@@ -551,8 +551,8 @@ typedef struct lemon_pull_options {
    */
   size_t components_len;
   /**
-   * Retries after the first attempt of a request (reset whenever bytes arrive). Default 10;
-   * 0 = no retry.
+   * Retries after the first attempt of a request (reset by an attempt that brought at least
+   * 1 MiB or 2 s of data; one cut short sooner counts as a failure). Default 10; 0 = no retry.
    */
   uint32_t max_retries;
   /**

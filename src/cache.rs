@@ -131,7 +131,10 @@ impl RepoCache {
         let mut on_wait = Some(on_wait);
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(RepoLock { file }),
+                Ok(()) => {
+                    self.sweep_stale_temps();
+                    return Ok(RepoLock { file });
+                }
                 Err(fs::TryLockError::WouldBlock) => {
                     if let Some(f) = on_wait.take() {
                         f(&path)?;
@@ -146,6 +149,63 @@ impl RepoCache {
                     });
                 }
             }
+        }
+    }
+}
+
+impl RepoCache {
+    /// Removes what [`write_atomic`] left behind when its process died between creating its
+    /// temporary file and renaming it (a SIGKILL, a power cut): `.<name>.<pid>.tmp` in `refs/`,
+    /// in `.lemon-pull/` (stamps, checkpoints, segment records) and, for the manifest only, at
+    /// the top of each snapshot folder. Without this such files stay forever (found by the chaos
+    /// run). Called with the repo lock just taken: every writer of those files holds that lock,
+    /// so none of them belongs to a live writer. In a snapshot folder only the manifest's name
+    /// is matched, so a repository file that happens to look like a temp file is never touched.
+    /// Best effort: what cannot be removed now is tried again by the next lock.
+    fn sweep_stale_temps(&self) {
+        remove_temps_below(&self.dir.join("refs"), 0);
+        remove_temps_below(&self.state_dir(), 0);
+        let Ok(snapshots) = fs::read_dir(self.snapshots_dir()) else {
+            return;
+        };
+        for snap in snapshots.flatten() {
+            if !snap.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let Ok(entries) = fs::read_dir(snap.path()) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name();
+                if temp_target(&name.to_string_lossy()) == Some(MANIFEST_NAME) {
+                    let _ = crate::platform::remove_file(&e.path());
+                }
+            }
+        }
+    }
+}
+
+/// The name a [`write_atomic`] temporary file stands in for: `.<name>.<digits>.tmp` → `<name>`.
+fn temp_target(file_name: &str) -> Option<&str> {
+    let rest = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (name, pid) = rest.rsplit_once('.')?;
+    let is_pid = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
+    (is_pid && !name.is_empty()).then_some(name)
+}
+
+/// Removes every [`write_atomic`] temporary file below `dir`, a folder only the library writes
+/// (symlinks not followed; the trash, being deleted anyway, skipped).
+fn remove_temps_below(dir: &Path, depth: u32) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let Ok(kind) = e.file_type() else { continue };
+        let name = e.file_name();
+        if kind.is_dir() && depth < 8 && name != "trash" {
+            remove_temps_below(&e.path(), depth + 1);
+        } else if kind.is_file() && temp_target(&name.to_string_lossy()).is_some() {
+            let _ = crate::platform::remove_file(&e.path());
         }
     }
 }
@@ -289,6 +349,51 @@ mod tests {
         assert_eq!(c.read_ref("main").as_deref(), Some(sha));
         assert_eq!(c.read_ref("nope"), None);
         fs::remove_dir_all(&root).ok();
+    }
+
+    /// Found by the chaos run: a process killed inside `write_atomic` left `.<name>.<pid>.tmp`
+    /// files that no later pull removed. Taking the lock sweeps them, and nothing else.
+    #[test]
+    fn taking_the_lock_removes_temp_files_of_dead_writers_only() {
+        let root = std::env::temp_dir().join(format!("lp-sweep-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let c = RepoCache::new(&root, "org/m");
+        let commit = "a".repeat(40);
+        let snap = c.snapshot_dir(&commit);
+        let stale = [
+            c.dir().join("refs/.main.4242.tmp"),
+            c.dir().join("refs/refs/pr/.1.77.tmp"),
+            c.state_dir()
+                .join(format!("verified/.{commit}.json.123.tmp")),
+            c.state_dir()
+                .join("partials/.sha256-ab.segments.json.9.tmp"),
+            snap.join(format!(".{MANIFEST_NAME}.31337.tmp")),
+        ];
+        let kept = [
+            c.dir().join("refs/main"),
+            c.state_dir().join(format!("verified/{commit}.json")),
+            c.state_dir().join("trash/1-2/.x.5.tmp"),
+            snap.join(MANIFEST_NAME),
+            // Repository files that merely look like temp files.
+            snap.join(".notes.12.tmp"),
+            snap.join(format!("sub/.{MANIFEST_NAME}.5.tmp")),
+            snap.join("w.bin.partial"),
+            c.dir().join("refs/.main.tmp"),
+            c.dir().join("refs/.main.12x.tmp"),
+        ];
+        for p in stale.iter().chain(&kept) {
+            fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            fs::write(p, b"x").expect("write");
+        }
+        let lock = c.lock(&Cancel::new(None, None), |_| Ok(())).expect("lock");
+        for p in &stale {
+            assert!(!p.exists(), "{} should be gone", p.display());
+        }
+        for p in &kept {
+            assert!(p.exists(), "{} should stay", p.display());
+        }
+        drop(lock);
+        let _ = fs::remove_dir_all(&root);
     }
 
     #[test]

@@ -207,6 +207,23 @@ pub enum Error {
         /// connection that failed part-way.
         unreachable: Option<Unreachable>,
     },
+    /// The connection kept breaking after little progress (less than 1 MiB and under 2 s of data
+    /// each time) until the retry budget was spent: a server or middlebox that cuts every answer
+    /// short. The partial is kept for a later resume. Status [`Status::Network`].
+    LowProgress {
+        /// The URL being fetched (without query string secrets).
+        url: String,
+        /// Repo-relative file.
+        file: String,
+        /// Attempts that ended after little progress, since the last real progress.
+        drops: u32,
+        /// Bytes those attempts received (all kept).
+        bytes: u64,
+        /// The failure that ended the last attempt.
+        last_error: String,
+        /// The last HTTP status seen during the retries, if any.
+        last_status: Option<u16>,
+    },
     /// An HTTP status that is not retried, or that outlasted the retries.
     Http {
         /// The URL being fetched.
@@ -325,7 +342,7 @@ impl Error {
             Error::RevisionNotFound { .. } => Status::RevisionNotFound,
             Error::FileNotFound { .. } => Status::FileNotFound,
             Error::NoFilesSelected { .. } => Status::NoFilesSelected,
-            Error::Network { .. } => Status::Network,
+            Error::Network { .. } | Error::LowProgress { .. } => Status::Network,
             Error::Http { .. } => Status::Http,
             Error::InvalidResponse { .. } | Error::UnsafePath { .. } => Status::InvalidResponse,
             Error::InsufficientSpace { .. } => Status::InsufficientSpace,
@@ -346,7 +363,9 @@ impl Error {
             | Error::Http { status, .. } => Some(*status),
             Error::Unauthorized { .. } => Some(401),
             Error::RevisionNotFound { .. } => Some(404),
-            Error::Network { last_status, .. } => *last_status,
+            Error::Network { last_status, .. } | Error::LowProgress { last_status, .. } => {
+                *last_status
+            }
             _ => None,
         }
     }
@@ -476,6 +495,7 @@ impl Error {
                 }
                 Ok(())
             }
+            Error::LowProgress { .. } => self.fmt_low_progress(f),
             Error::Http {
                 url,
                 file,
@@ -524,6 +544,33 @@ impl Error {
             }
             _ => unreachable_display(f),
         }
+    }
+}
+
+impl Error {
+    /// The crawl pattern: what kept happening, to which file, and that nothing was lost.
+    fn fmt_low_progress(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Error::LowProgress {
+            url,
+            file,
+            drops,
+            bytes,
+            last_error,
+            last_status,
+        } = self
+        else {
+            return unreachable_display(f);
+        };
+        write!(
+            f,
+            "connection dropped {drops} times after less than 1 MiB each while fetching {file} \
+             from {url} ({bytes} bytes received in those attempts; partial kept, pull again to \
+             resume); last error: {last_error}"
+        )?;
+        if let Some(s) = last_status {
+            write!(f, " (last HTTP status {s})")?;
+        }
+        Ok(())
     }
 }
 

@@ -24,7 +24,11 @@ pub const MAX_CONNECTIONS: u32 = 64;
 /// How failed requests are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Retries after the first attempt (per file, reset whenever bytes arrive).
+    /// Retries after the first attempt, per file (and per connection of a parallel transfer).
+    /// An attempt that made real progress — at least 1 MiB, or data flowing for at least 2 s —
+    /// starts the count over; one that failed after less counts as a failure, so a server that
+    /// cuts every answer after a few KiB ends the transfer (`Error::LowProgress`, partial kept)
+    /// instead of crawling on. A slow but steady link still completes.
     pub max_retries: u32,
     /// First backoff delay; doubles each retry, with jitter.
     pub initial_delay: Duration,

@@ -172,8 +172,8 @@ pub struct lemon_pull_options {
     pub components: *const lemon_component,
     /// Number of entries in `components`.
     pub components_len: usize,
-    /// Retries after the first attempt of a request (reset whenever bytes arrive). Default 10;
-    /// 0 = no retry.
+    /// Retries after the first attempt of a request (reset by an attempt that brought at least
+    /// 1 MiB or 2 s of data; one cut short sooner counts as a failure). Default 10; 0 = no retry.
     pub max_retries: u32,
     /// First backoff delay in ms (doubles each retry, with jitter); 0 = default 2000.
     pub initial_retry_delay_ms: u32,

@@ -2,7 +2,7 @@
 //! and in total waiting time; and the retry bookkeeping of one stream of attempts at a file
 //! ([`Failure`], [`Retrier`]), shared by the sequential and the parallel transfer.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result, Unreachable};
 use crate::options::RetryPolicy;
@@ -176,7 +176,59 @@ impl Failure {
     }
 }
 
+/// An attempt that ends with less than this much data made little progress (unless its data
+/// flowed for [`LOW_PROGRESS_FLOW`]).
+pub(crate) const LOW_PROGRESS_BYTES: u64 = 1 << 20;
+/// An attempt whose data flowed for less than this made little progress (unless it brought
+/// [`LOW_PROGRESS_BYTES`]).
+pub(crate) const LOW_PROGRESS_FLOW: Duration = Duration::from_secs(2);
+
+/// What one attempt received: its bytes and how long they flowed (first to last byte).
+///
+/// Little progress is "fewer than 1 MiB **and** less than 2 s of data flow". Both conditions,
+/// because each alone misjudges a real link: bytes alone would fail a slow but steady link whose
+/// proxy cuts connections after a while (300 KiB in 30 s is progress; such a pull completes),
+/// and time alone would fail a fast link cut every second (50 MiB a time is progress). What is
+/// left is the crawl: a server that cuts every answer after a few KiB, where reconnecting costs
+/// more than the data it brings. The flow is measured from the first to the last byte, not to
+/// the failure: a connection that sends 64 KiB and then stalls until the watchdog fires has not
+/// been flowing for those seconds.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Received {
+    bytes: u64,
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl Received {
+    /// `n` bytes arrived just now.
+    pub(crate) fn add(&mut self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let now = Instant::now();
+        self.first.get_or_insert(now);
+        self.last = Some(now);
+        self.bytes += n;
+    }
+
+    /// Bytes received by the attempt.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Whether the attempt brought real progress, which starts the retry budget over.
+    fn is_real(&self) -> bool {
+        let flow = match (self.first, self.last) {
+            (Some(a), Some(b)) => b.saturating_duration_since(a),
+            _ => Duration::ZERO,
+        };
+        self.bytes >= LOW_PROGRESS_BYTES || flow >= LOW_PROGRESS_FLOW
+    }
+}
+
 /// The next retry of a stream of attempts: how long to wait and what to report.
+#[derive(Debug)]
 pub(crate) struct RetryPlan {
     /// 1-based number of the retry.
     pub attempt: u32,
@@ -185,11 +237,24 @@ pub(crate) struct RetryPlan {
 }
 
 /// Retry bookkeeping of one stream of attempts at one file (the sequential transfer, or one
-/// connection of a parallel one): the backoff schedule, reset whenever bytes arrived, and the
-/// last HTTP status, named in the final error.
+/// connection of a parallel one): the backoff schedule, and the last HTTP status, named in the
+/// final error.
+///
+/// The budget ([`RetryPolicy::max_retries`], `max_total_wait`) covers the failures since the last
+/// attempt that made real progress (see [`Received`]); such an attempt starts it over. An attempt
+/// that failed after little progress is a failure like one that got nothing (its bytes are kept
+/// all the same), so a server that cuts every answer short ends the transfer after the same
+/// number of retries, and in the same time, as one that refuses every answer. No separate limit:
+/// the policy's own count already says how many fruitless attempts a caller tolerates. When most
+/// of the failures of that run received some bytes, the error names the pattern
+/// ([`Error::LowProgress`]).
 pub(crate) struct Retrier {
     backoff: Backoff,
     last_status: Option<u16>,
+    /// Failures since the last real progress, those of them that received bytes, and their bytes.
+    failures: u32,
+    drops: u32,
+    dropped_bytes: u64,
 }
 
 impl Retrier {
@@ -197,20 +262,34 @@ impl Retrier {
         Retrier {
             backoff: Backoff::new(policy),
             last_status: None,
+            failures: 0,
+            drops: 0,
+            dropped_bytes: 0,
         }
     }
 
-    /// Bytes arrived: the next failure starts the backoff schedule over.
-    pub(crate) fn progressed(&mut self) {
-        self.backoff.reset();
+    /// An attempt ended well: if it brought real progress, the budget starts over. A short
+    /// request that completed (a small piece) changes nothing: it neither fails nor proves the
+    /// link healthy, so it cannot hide a run of cut answers.
+    pub(crate) fn succeeded(&mut self, got: &Received) {
+        if got.is_real() {
+            self.start_over();
+        }
     }
 
-    /// After a failed attempt (which received bytes if `progressed`): the retry to make, or the
-    /// error to give up with, naming the file.
+    fn start_over(&mut self) {
+        self.backoff.reset();
+        self.failures = 0;
+        self.drops = 0;
+        self.dropped_bytes = 0;
+    }
+
+    /// After a failed attempt that received `got`: the retry to make, or the error to give up
+    /// with, naming the file.
     pub(crate) fn next(
         &mut self,
         failure: Failure,
-        progressed: bool,
+        got: &Received,
         path: &str,
     ) -> Result<RetryPlan> {
         let (error, retry_after, status) = match failure {
@@ -224,17 +303,57 @@ impl Retrier {
         if status.is_some() {
             self.last_status = status;
         }
-        if progressed {
-            self.progressed();
+        if got.is_real() {
+            self.start_over();
+        }
+        self.failures += 1;
+        if got.bytes() > 0 {
+            self.drops += 1;
+            self.dropped_bytes += got.bytes();
         }
         let Some(delay) = self.backoff.next_delay(retry_after) else {
-            return Err(with_file(error, path, self.last_status));
+            return Err(self.give_up(error, path));
         };
         Ok(RetryPlan {
             attempt: self.backoff.attempt(),
             delay,
             reason: error.to_string(),
         })
+    }
+
+    /// The error that ends the retries: the pattern when most failures were cut-short answers,
+    /// else the last failure itself.
+    fn give_up(&self, error: Error, path: &str) -> Error {
+        if self.drops == 0 || self.drops * 2 < self.failures {
+            return with_file(error, path, self.last_status);
+        }
+        // The URL once, in the pattern's message; the last failure without it.
+        let (url, last_error) = match error {
+            Error::Network { url, message, .. } | Error::InvalidResponse { url, message } => {
+                (url, message)
+            }
+            Error::Http {
+                url,
+                status,
+                message,
+                ..
+            } if message.is_empty() => (url, format!("HTTP {status}")),
+            Error::Http {
+                url,
+                status,
+                message,
+                ..
+            } => (url, format!("HTTP {status}: {message}")),
+            other => (String::new(), other.to_string()),
+        };
+        Error::LowProgress {
+            url,
+            file: path.to_string(),
+            drops: self.drops,
+            bytes: self.dropped_bytes,
+            last_error,
+            last_status: self.last_status,
+        }
     }
 }
 
@@ -356,6 +475,116 @@ mod tests {
             Some(Duration::from_secs(1))
         );
         assert_eq!(b.next_delay(Some(Duration::from_secs(u64::MAX))), None);
+    }
+
+    fn policy(max_retries: u32) -> RetryPolicy {
+        RetryPolicy {
+            max_retries,
+            initial_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(1),
+            max_total_wait: Duration::from_secs(60),
+        }
+    }
+
+    fn dropped() -> Failure {
+        Failure::network(Error::Network {
+            url: "http://cdn/x".into(),
+            file: None,
+            message: "connection closed".into(),
+            last_status: None,
+            unreachable: None,
+        })
+    }
+
+    fn got(bytes: u64, flow: Duration) -> Received {
+        let now = Instant::now();
+        Received {
+            bytes,
+            first: (bytes > 0).then_some(now),
+            last: (bytes > 0).then(|| now + flow),
+        }
+    }
+
+    #[test]
+    fn cut_short_attempts_spend_the_budget_and_name_the_pattern() {
+        let mut r = Retrier::new(policy(3));
+        let little = got(64 << 10, Duration::from_millis(30));
+        for attempt in 1..=3 {
+            let plan = r.next(dropped(), &little, "m.gguf").expect("retry");
+            assert_eq!(plan.attempt, attempt);
+        }
+        let e = r
+            .next(dropped(), &little, "m.gguf")
+            .expect_err("budget spent");
+        assert_eq!(e.status(), crate::error::Status::Network);
+        assert!(
+            matches!(&e, Error::LowProgress { file, drops: 4, bytes, .. }
+                if file == "m.gguf" && *bytes == 4 * (64 << 10)),
+            "{e:?}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("connection dropped 4 times after less than 1 MiB each")
+                && text.contains("m.gguf")
+                && text.contains("partial kept"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn real_progress_by_bytes_or_by_time_starts_the_budget_over() {
+        let mut r = Retrier::new(policy(3));
+        for real in [
+            got(1 << 20, Duration::ZERO),
+            got(10 << 10, Duration::from_secs(2)),
+        ] {
+            for _ in 0..50 {
+                assert_eq!(r.next(dropped(), &real, "f").expect("retry").attempt, 1);
+            }
+        }
+        // A completed small request neither spends nor restores the budget; a real one restores.
+        assert_eq!(
+            r.next(dropped(), &got(1, Duration::ZERO), "f")
+                .expect("retry")
+                .attempt,
+            2
+        );
+        r.succeeded(&got(100, Duration::ZERO));
+        assert_eq!(
+            r.next(dropped(), &got(1, Duration::ZERO), "f")
+                .expect("retry")
+                .attempt,
+            3
+        );
+        r.succeeded(&got(1 << 20, Duration::ZERO));
+        assert_eq!(
+            r.next(dropped(), &got(1, Duration::ZERO), "f")
+                .expect("retry")
+                .attempt,
+            1
+        );
+    }
+
+    #[test]
+    fn failures_without_bytes_keep_their_own_error() {
+        let mut r = Retrier::new(policy(1));
+        r.next(dropped(), &Received::default(), "f").expect("retry");
+        let e = r
+            .next(dropped(), &Received::default(), "f")
+            .expect_err("budget spent");
+        assert!(
+            matches!(&e, Error::Network { file: Some(f), .. } if f == "f"),
+            "{e:?}"
+        );
+        // Mostly refusals with one cut answer: still the refusal.
+        let mut r = Retrier::new(policy(2));
+        r.next(dropped(), &got(10, Duration::ZERO), "f")
+            .expect("retry");
+        r.next(dropped(), &Received::default(), "f").expect("retry");
+        let e = r
+            .next(dropped(), &Received::default(), "f")
+            .expect_err("budget spent");
+        assert!(matches!(&e, Error::Network { .. }), "{e:?}");
     }
 
     #[test]

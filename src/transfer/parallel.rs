@@ -25,7 +25,8 @@
 //!   time than a new request costs), so only a slow or stalled one is relieved; if nothing can be
 //!   stolen the idle worker waits ([`POLL`]) for a piece to be released or split.
 //! - **Failures.** A transient failure releases the piece (anyone may continue it from its `next`),
-//!   and the worker backs off with its own retry budget (reset whenever it made progress; the wait
+//!   and the worker backs off with its own retry budget (reset whenever a request made real
+//!   progress, not by one cut short after a few KiB: see [`Received`]; the wait
 //!   ends early once other workers took every byte), reports the retry, and claims again, through
 //!   the pinned `/resolve` URL: a worker reuses the signed URL it was redirected to only while its
 //!   requests succeed (an expired one is refused, which is a retry). A fatal error, or one
@@ -57,7 +58,7 @@ use std::time::{Duration, Instant};
 use crate::cancel::{Cancel, POLL};
 use crate::error::{Error, Result};
 use crate::net::http::{ByteRange, Http, Response};
-use crate::net::retry::{Failure, Retrier, RetryPlan};
+use crate::net::retry::{Failure, Received, Retrier, RetryPlan};
 use crate::options::RetryPolicy;
 use crate::progress::{Event, Reporter};
 use crate::transfer::checkpoint;
@@ -485,24 +486,23 @@ fn work(sh: &Shared<'_>, me: usize, tx: &Sender<Msg>) -> Result<(), Stop> {
             }
             Claim::Piece(i) => i,
         };
-        let mut progressed = false;
+        let mut got = Received::default();
         let mut conn = Connection {
             sh,
             tx,
             file: &mut file,
             buf: &mut buf,
             signed: &mut signed,
-            progressed: &mut progressed,
+            got: &mut got,
         };
         let result = conn.fetch_piece(piece);
         sh.table().release(piece);
         match result {
-            Ok(()) if progressed => retrier.progressed(),
-            Ok(()) => {}
+            Ok(()) => retrier.succeeded(&got),
             Err(PieceError::NoRanges) => return Err(Stop::NoRanges),
             Err(PieceError::Failed(failure)) => {
                 signed = None;
-                let plan = retrier.next(failure, progressed, sh.task.file.path)?;
+                let plan = retrier.next(failure, &got, sh.task.file.path)?;
                 let delay = plan.delay;
                 let _ = tx.send(Msg::Retry(plan));
                 back_off(sh, delay)?;
@@ -531,7 +531,8 @@ struct Connection<'w, 's> {
     file: &'w mut File,
     buf: &'w mut [u8],
     signed: &'w mut Option<String>,
-    progressed: &'w mut bool,
+    /// What the current request received, which decides whether its failure spends the budget.
+    got: &'w mut Received,
 }
 
 impl Connection<'_, '_> {
@@ -568,8 +569,8 @@ impl Connection<'_, '_> {
                     .map_err(|e| Error::io("write", &self.sh.task.partial_path, e))?;
                 self.sh.table().written(at, take);
                 let _ = self.tx.send(Msg::Bytes(take));
-                *self.progressed = true;
             }
+            self.got.add(n as u64);
             self.sh.http.throttle(n as u64)?;
             at += take;
             if !more {

@@ -5,7 +5,7 @@
 
 use crate::error::Result;
 use crate::net::http::{ByteRange, Http, Response};
-use crate::net::retry::{Failure, Retrier};
+use crate::net::retry::{Failure, Received, Retrier};
 use crate::options::RetryPolicy;
 use crate::progress::{Event, Reporter};
 use crate::transfer::hash_thread::HashThread;
@@ -53,7 +53,8 @@ pub(crate) fn fetch(
 }
 
 /// Fetches the rest of the file attempt after attempt, backing off between failures, until every
-/// byte is on disk or the retries are spent.
+/// byte is on disk or the retries are spent (attempts cut short after little progress count
+/// against them: see [`Received`]).
 fn download_rest(
     http: &Http,
     retry: RetryPolicy,
@@ -64,11 +65,11 @@ fn download_rest(
 ) -> Result<()> {
     let mut retrier = Retrier::new(retry);
     while part.len < task.file.size {
-        let before = part.len;
-        let Err(failure) = attempt(http, reporter, task, part, hashing) else {
+        let mut got = Received::default();
+        let Err(failure) = attempt(http, reporter, task, part, hashing, &mut got) else {
             continue;
         };
-        let plan = retrier.next(failure, part.len > before, task.file.path)?;
+        let plan = retrier.next(failure, &got, task.file.path)?;
         reporter.emit(&Event::Retry {
             file: Some(task.file),
             attempt: plan.attempt,
@@ -88,6 +89,7 @@ fn attempt(
     task: &Task<'_>,
     part: &mut Partial,
     hashing: &mut HashThread<'_>,
+    got: &mut Received,
 ) -> Result<(), Failure> {
     let range = match part.len {
         0 => ByteRange::Whole,
@@ -119,7 +121,7 @@ fn attempt(
             ));
         }
     }
-    stream_body(http, reporter, task, part, resp, hashing)
+    stream_body(http, reporter, task, part, resp, hashing, got)
 }
 
 /// Streams the body into the partial a buffer at a time. The bytes of a buffer are written once
@@ -132,6 +134,7 @@ fn stream_body(
     part: &mut Partial,
     resp: Response,
     hashing: &mut HashThread<'_>,
+    got: &mut Received,
 ) -> Result<(), Failure> {
     let url = resp.url.clone();
     let mut body = resp.inner.into_body().into_reader();
@@ -148,6 +151,7 @@ fn stream_body(
             match read {
                 Ok(n) => {
                     filled += n;
+                    got.add(n as u64);
                     let paced = reporter
                         .advance(task.file, n as u64)
                         .and_then(|()| http.throttle(n as u64));

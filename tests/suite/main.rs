@@ -12,6 +12,7 @@
 mod common;
 
 mod crash;
+mod crawl;
 mod disk_space;
 mod faults;
 mod heartbeat;

@@ -189,7 +189,7 @@ fn a_tree_change_while_paused_salvages_the_unchanged_weights() {
     );
     assert_eq!(
         folders(cache.path()),
-        [out.commit.clone()],
+        std::slice::from_ref(&out.commit),
         "the old folder is gone"
     );
 }
@@ -291,7 +291,8 @@ fn failure_answers_are_typed() {
     hub.commit(REPO, "master", files(&pseudo_random_bytes(6, 1024), b"{}"));
     let cache = TempDir::new("ms-failures");
     let o = ms_options(&hub, cache.path());
-    let cases: [(u16, &str, fn(&Error) -> bool); 5] = [
+    type Case = (u16, &'static str, fn(&Error) -> bool);
+    let cases: [Case; 5] = [
         (
             200,
             r#"{"Code":10010205001,"Success":false,"Message":"model not found"}"#,
