@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result, Unreachable};
 use crate::net::http::{Http, MAX_JSON_BYTES, Response, redact};
-use crate::net::retry::{Backoff, is_retryable_status};
+use crate::net::retry::{Backoff, UNREACHABLE_DELAY, UNREACHABLE_RETRIES, is_retryable_status};
 use crate::options::RetryPolicy;
 use crate::progress::{Event, Reporter};
 use crate::repo_path::{encode_path, encode_segment, validate_file_path};
@@ -305,11 +305,6 @@ fn parse_json<T: serde::de::DeserializeOwned>(url: &str, text: &str) -> Result<T
         message: format!("malformed JSON: {e}"),
     })
 }
-
-/// Retries of a metadata call whose host could not be reached at all, and the longest wait
-/// before each: together at most a few seconds.
-const UNREACHABLE_RETRIES: u32 = 2;
-const UNREACHABLE_DELAY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How a registry's error answer becomes a typed error: the response, the repository and the
 /// revision asked for.

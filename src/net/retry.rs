@@ -7,6 +7,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::error::{Error, Result, Unreachable};
 use crate::options::RetryPolicy;
 
+/// Retries of a request whose host could not be reached at all (connection refused, connect
+/// timeout, TLS handshake failure), and the longest wait before each: together a few seconds, so
+/// a caller hears of an unreachable hub quickly (metadata calls then answer from the cache).
+pub(crate) const UNREACHABLE_RETRIES: u32 = 2;
+pub(crate) const UNREACHABLE_DELAY: Duration = Duration::from_secs(2);
+
 /// Whether an HTTP status is worth retrying: timeouts, rate limits and server errors.
 pub(crate) fn is_retryable_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500..=599)
@@ -251,6 +257,8 @@ pub(crate) struct RetryPlan {
 pub(crate) struct Retrier {
     backoff: Backoff,
     last_status: Option<u16>,
+    /// Failures in a row that could not reach the host at all.
+    unreachable: u32,
     /// Failures since the last real progress, those of them that received bytes, and their bytes.
     failures: u32,
     drops: u32,
@@ -262,6 +270,7 @@ impl Retrier {
         Retrier {
             backoff: Backoff::new(policy),
             last_status: None,
+            unreachable: 0,
             failures: 0,
             drops: 0,
             dropped_bytes: 0,
@@ -311,7 +320,24 @@ impl Retrier {
             self.drops += 1;
             self.dropped_bytes += got.bytes();
         }
-        let Some(delay) = self.backoff.next_delay(retry_after) else {
+        let mut delay = self.backoff.next_delay(retry_after);
+        // A host that cannot be reached at all (refused, connect timeout, TLS handshake) rarely
+        // comes back within minutes: a few quick tries, then the error, partial kept.
+        if matches!(
+            error,
+            Error::Network {
+                unreachable: Some(_),
+                ..
+            }
+        ) {
+            self.unreachable += 1;
+            delay = delay
+                .filter(|_| self.unreachable <= UNREACHABLE_RETRIES)
+                .map(|d| d.min(UNREACHABLE_DELAY));
+        } else {
+            self.unreachable = 0;
+        }
+        let Some(delay) = delay else {
             return Err(self.give_up(error, path));
         };
         Ok(RetryPlan {

@@ -174,3 +174,27 @@ fn a_cdn_host_name_that_does_not_resolve_fails_the_transfer_at_once_naming_the_f
         "not minutes of retries: {took:?}"
     );
 }
+
+/// A pinned pull with every file known makes no listing call, so a hub that is down is first met
+/// by a download: a few quick tries, then the network error, not the minutes of backoff meant for
+/// a server that answers badly.
+#[test]
+fn a_refusing_hub_fails_a_pinned_download_within_seconds() {
+    let tmp = TempDir::new("unreachable-pinned");
+    let endpoint = refusing_endpoint();
+    let mut o = default_retry_options(&endpoint, &tmp);
+    o.commit = Some("0123456789abcdef0123456789abcdef01234567".into());
+    let mut spec = lemon_pull::FileSpec::new("model.gguf");
+    spec.size = Some(1 << 20);
+    spec.sha256 = Some("ab".repeat(32));
+    o.files = vec![spec];
+    let (r, _, took) = timed(&o);
+    println!("refused, pinned download: failed in {took:?}");
+    let e = r.expect_err("nothing answers");
+    assert_network_unreachable(&e, &endpoint, Unreachable::Refused);
+    assert!(e.to_string().contains("model.gguf"), "names the file: {e}");
+    assert!(
+        took <= Duration::from_secs(30),
+        "not minutes of retries: {took:?}"
+    );
+}
