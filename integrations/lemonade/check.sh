@@ -21,7 +21,8 @@
 #   6. starts the mock hub (MOCK_HUB, default: built from this repository) and runs the scenarios.
 #
 # Prints PASS/FAIL lines and ends with "N passed, M failed"; exits 1 on any failure.
-# Environment: LEMONADE_SRC, MOCK_HUB, LEMON_PULL_CARGO_PROFILE (default: dist when Cargo.toml
+# Environment: LEMONADE_SRC, MOCK_HUB, LEMON_PULL_CARGO_PROFILE (`.ci/run` passes dev, which reuses
+# the test build; default: dist when Cargo.toml
 # defines it, else release).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
@@ -202,6 +203,9 @@ profile=${LEMON_PULL_CARGO_PROFILE:-}
 if [ -z "$profile" ]; then
     if grep -q '^\[profile\.dist\]' Cargo.toml; then profile=dist; else profile=release; fi
 fi
+# cargo's output folder is named after the profile, except for the built-in "dev".
+profile_dir=$profile
+[ "$profile" = dev ] && profile_dir=debug
 snippet=$work/lemon_pull_snippet.cmake
 sed -n '/^# Model downloads: lemon-pull/,/^lemon_pull_attach(lemonade-server-core)$/p' \
     "$lemonade/CMakeLists.txt" >"$snippet"
@@ -220,7 +224,7 @@ else
     fatal "cmake --build driver" "$(grep -E 'error|Error' "$work/cmake.log" | head -n 20)"
 fi
 driver=$build/driver
-lib=$root/target/$profile/liblemon_pull.a
+lib=$root/target/$profile_dir/liblemon_pull.a
 
 # The size the library adds to a C++ program: the same program with and without a real call.
 cat >"$work/size_probe.cpp" <<'EOF'
@@ -261,7 +265,7 @@ fi
 echo "== mock hub"
 if [ -z "$MOCK_HUB" ]; then
     if cargo build -q --locked --profile "$profile" -p mock-hub >"$work/mock-build.log" 2>&1; then
-        MOCK_HUB=target/$profile/mock-hub
+        MOCK_HUB=target/$profile_dir/mock-hub
     else
         fatal "build the mock hub" "$(tail -n 10 "$work/mock-build.log")"
     fi
