@@ -142,6 +142,40 @@ pub fn pull_recording(
     (r, seen)
 }
 
+/// The names of the folders directly in `dir`, sorted (none when it does not exist).
+pub fn folders(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Fills `cache` with a complete snapshot of `repo` at `main` (a config and a `weights`-byte
+/// GGUF, pulled from a mock hub that is gone afterwards) and returns its commit.
+pub fn cached_snapshot(cache: &Path, repo: &str, weights: usize) -> String {
+    let hub = mock_hub::MockHub::start();
+    let sha = hub.commit(
+        repo,
+        "main",
+        vec![
+            mock_hub::MockFile::regular("config.json", br#"{"arch": "llama"}"#.to_vec()),
+            mock_hub::MockFile::lfs("model.gguf", mock_hub::pseudo_random_bytes(9, weights)),
+        ],
+    );
+    lemon_pull::pull(
+        &options(&hub.endpoint(), cache, repo),
+        &mut lemon_pull::Silent,
+    )
+    .expect("first pull");
+    sha
+}
+
 /// The `resume-pull` binary of the workspace's CLI crate, which `cargo test` at the root (the
 /// default members include `cli/`) builds next to the test executables: `target/<profile>/resume-pull`.
 pub fn resume_pull() -> std::path::PathBuf {

@@ -25,15 +25,7 @@ fn snapshots(cache: &Path) -> PathBuf {
 }
 
 fn folders(cache: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(snapshots(cache))
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+    crate::common::folders(&snapshots(cache))
 }
 
 fn is_fingerprint(name: &str) -> bool {

@@ -96,25 +96,6 @@ fn via(ns: &Nameserver, endpoint: &str, cache: &TempDir) -> PullOptions {
     o
 }
 
-/// A cache holding a complete snapshot of `REPO` (pulled from a mock hub at 127.0.0.1).
-fn cached_snapshot(tmp: &TempDir) -> String {
-    let hub = MockHub::start();
-    let sha = hub.commit(
-        REPO,
-        "main",
-        vec![
-            MockFile::regular("config.json", br#"{"arch": "llama"}"#.to_vec()),
-            MockFile::lfs("model.gguf", pseudo_random_bytes(9, 1 << 20)),
-        ],
-    );
-    lemon_pull::pull(
-        &options(&hub.endpoint(), tmp.path(), REPO),
-        &mut lemon_pull::Silent,
-    )
-    .expect("first pull");
-    sha
-}
-
 /// What a pull did: its result, when it ended, and when the first retry was announced.
 struct Timed {
     result: lemon_pull::Result<lemon_pull::PullOutcome>,
@@ -203,7 +184,7 @@ fn with_the_default_dns_timeout_a_silent_nameserver_fails_within_30_s() {
 #[test]
 fn a_silent_nameserver_with_a_cached_snapshot_falls_back() {
     let tmp = TempDir::new("resolve-silent-cached");
-    let sha = cached_snapshot(&tmp);
+    let sha = crate::common::cached_snapshot(tmp.path(), REPO, 1 << 20);
     let ns = Nameserver::start(false);
     let mut opts = via(&ns, "http://hub.example.test:9", &tmp);
     opts.dns_timeout = Duration::from_secs(2);

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::common::{Seen, TempDir, options, pull_recording, tree};
+use crate::common::{Seen, TempDir, folders, options, pull_recording, tree};
 use lemon_pull::{Component, Event, Flow, PullOptions};
 use lemon_pull::{Silent, Source};
 use mock_hub::{MockFile, MockHub, pseudo_random_bytes};
@@ -15,18 +15,6 @@ const MB: usize = 1 << 20;
 
 fn snapshots(cache: &Path) -> PathBuf {
     cache.join("models--org--model/snapshots")
-}
-
-fn folders(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 /// Pulls until `path` has more than `at` bytes, then cancels, like a user pausing lemonade.

@@ -20,25 +20,6 @@ fn refusing_endpoint() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-/// A cache holding a complete snapshot of `REPO` at `main`, and the commit.
-fn cached_snapshot(tmp: &TempDir) -> String {
-    let hub = MockHub::start();
-    let sha = hub.commit(
-        REPO,
-        "main",
-        vec![
-            MockFile::regular("config.json", br#"{"arch": "llama"}"#.to_vec()),
-            MockFile::lfs("model.gguf", pseudo_random_bytes(5, 3 << 20)),
-        ],
-    );
-    lemon_pull::pull(
-        &options(&hub.endpoint(), tmp.path(), REPO),
-        &mut lemon_pull::Silent,
-    )
-    .expect("first pull");
-    sha
-}
-
 /// Pulls, returning the result, the causes of `FromCache` events, and how long it took.
 fn timed(
     opts: &PullOptions,
@@ -69,7 +50,7 @@ fn default_retry_options(endpoint: &str, tmp: &TempDir) -> PullOptions {
 #[test]
 fn a_refusing_hub_is_answered_from_the_cached_snapshot_within_seconds() {
     let tmp = TempDir::new("unreachable-fallback");
-    let sha = cached_snapshot(&tmp);
+    let sha = crate::common::cached_snapshot(tmp.path(), REPO, 3 << 20);
     let (r, causes, took) = timed(&default_retry_options(&refusing_endpoint(), &tmp));
     let outcome = r.expect("answered from the cache");
     println!("refused, cached: answered in {took:?}");
@@ -85,7 +66,7 @@ fn a_refusing_hub_is_answered_from_the_cached_snapshot_within_seconds() {
 #[test]
 fn without_the_fallback_or_a_cached_snapshot_the_network_error_comes_within_seconds() {
     let tmp = TempDir::new("unreachable-strict");
-    cached_snapshot(&tmp);
+    crate::common::cached_snapshot(tmp.path(), REPO, 3 << 20);
     let endpoint = refusing_endpoint();
     let mut strict = default_retry_options(&endpoint, &tmp);
     strict.cache_fallback = false;
@@ -108,7 +89,7 @@ fn without_the_fallback_or_a_cached_snapshot_the_network_error_comes_within_seco
 #[test]
 fn a_host_name_that_does_not_resolve_falls_back_too() {
     let tmp = TempDir::new("unreachable-dns");
-    let sha = cached_snapshot(&tmp);
+    let sha = crate::common::cached_snapshot(tmp.path(), REPO, 3 << 20);
     // `.invalid` never resolves (RFC 6761). The system's configuration is used: where its
     // nameserver answers NXDOMAIN this is the quick path; a nameserver that never answers is
     // tests/resolve.rs's case (bounded by `dns_timeout`).
