@@ -11,8 +11,9 @@
 # of examples/chaos.rs; the summary prints pulls, outcomes by status, faults by kind, bytes
 # served/downloaded/salvaged, violations and wall time. Exits non-zero on any violation.
 #
-# SEED (or CHAOS_SEED) replays a run; without one a random seed is drawn and printed first.
-# Bounded: stops at 160 pulls or after 270 s, whichever comes first (about 2.5 min on 2 cores).
+# SEED (or CHAOS_SEED) replays one run of 80 pulls; without one, two runs of 80 pulls each: seed 1
+# (fixed) and a random seed, printed first. Each stops at 80 pulls or after 135 s, whichever comes
+# first (together about 2.5 min on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,11 @@ seed=${1:-${CHAOS_SEED:-}}
 cargo build --locked --quiet --bin resume-pull --example chaos
 target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null || echo target)
-args=(--resume-pull "$target_dir/debug/resume-pull" --pulls 160 --deadline 270)
-[ -n "$seed" ] && args+=(--seed "$seed")
-exec "$target_dir/debug/examples/chaos" "${args[@]}" "$@"
+args=(--resume-pull "$target_dir/debug/resume-pull" --pulls 80 --deadline 135)
+if [ -n "$seed" ]; then
+  exec "$target_dir/debug/examples/chaos" "${args[@]}" --seed "$seed" "$@"
+fi
+# A fixed seed (the same decisions every run) and a random one (new paths; printed for replay).
+"$target_dir/debug/examples/chaos" "${args[@]}" --seed 1 "$@"
+random=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+exec "$target_dir/debug/examples/chaos" "${args[@]}" --seed "$random" "$@"

@@ -1275,6 +1275,28 @@ mod unix {
                     self.violation(format!("final status {name} failed: {e}"));
                 }
             }
+            let (waste, bound) = self.waste();
+            if waste > bound {
+                self.violation(format!(
+                    "the hub served {waste} bytes more than the pulls counted, above the bound {bound}"
+                ));
+            }
+        }
+
+        /// Bytes the hub sent that no pull counted as downloaded (lost to kills, cancels, cut or
+        /// corrupted answers, commit moves), and the stated bound: each such event may lose at most
+        /// one in-flight copy of the largest file (a piece per connection never exceeds it, and a
+        /// checkpoint interval, 32 MiB, is larger than any file here).
+        fn waste(&self) -> (u64, u64) {
+            let t = &self.tally;
+            let served = self.hub.bytes_served_total();
+            let events =
+                (t.kills + t.sigints + t.cancels + t.faults_fired + t.mid_pull_commits) as u64;
+            let largest = 20 * MIB;
+            (
+                served.saturating_sub(t.bytes_downloaded),
+                (events + 1) * largest,
+            )
         }
 
         fn summary(&self, wall: Duration, seed: u64) {
@@ -1313,6 +1335,12 @@ mod unix {
                 mib(t.bytes_reused),
                 mib(t.bytes_salvaged),
                 mib(t.bytes_needed)
+            );
+            let (waste, bound) = self.waste();
+            println!(
+                "waste (served but not counted by any pull) {} (bound {})",
+                mib(waste),
+                mib(bound)
             );
             println!(
                 "complete snapshots tracked {}, trash entries seen after successes {}",
