@@ -274,6 +274,35 @@ impl Http {
         self.get_with(url, ByteRange::Whole, Some(self.cfg.api_timeout))
     }
 
+    /// The headers of every request: the stored bytes (`identity`), the range, and the token, to
+    /// the endpoint's origin only.
+    fn with_headers(
+        &self,
+        mut req: ureq::RequestBuilder<ureq::typestate::WithoutBody>,
+        origin: &Origin,
+        range: ByteRange,
+    ) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        // Ranged or not, a compressed body would break hashing, Content-Length checks and resume
+        // offsets.
+        req = req.header("Accept-Encoding", "identity");
+        match range {
+            ByteRange::Whole => {}
+            ByteRange::From(start) => req = req.header("Range", format!("bytes={start}-")),
+            ByteRange::Closed(start, end) => {
+                req = req.header("Range", format!("bytes={start}-{end}"));
+            }
+        }
+        if *origin == self.endpoint_origin
+            && let Some(t) = &self.cfg.token
+        {
+            req = req.header("Authorization", format!("Bearer {t}"));
+            if self.cfg.session_cookie {
+                req = req.header("Cookie", format!("m_session_id={t}"));
+            }
+        }
+        req
+    }
+
     fn get_with(
         &self,
         url: &str,
@@ -311,26 +340,10 @@ impl Http {
                     .timeout_connect(Some(connect))
                     .build();
             }
-            let spec = match range {
-                ByteRange::Whole => None,
-                ByteRange::From(start) => Some(format!("bytes={start}-")),
-                ByteRange::Closed(start, end) => Some(format!("bytes={start}-{end}")),
-            };
-            // Every request, ranged or not, asks for the stored bytes: a compressed body would
-            // break hashing, Content-Length checks and resume offsets.
-            req = req.header("Accept-Encoding", "identity");
-            if let Some(spec) = spec {
-                req = req.header("Range", spec);
-            }
-            if origin == self.endpoint_origin
-                && let Some(t) = &self.cfg.token
-            {
-                req = req.header("Authorization", format!("Bearer {t}"));
-                if self.cfg.session_cookie {
-                    req = req.header("Cookie", format!("m_session_id={t}"));
-                }
-            }
-            let resp = req.call().map_err(|e| self.transport_error(&current, e))?;
+            let resp = self
+                .with_headers(req, &origin, range)
+                .call()
+                .map_err(|e| self.transport_error(&current, e))?;
             let status = resp.status().as_u16();
             if hub.repo_commit.is_none() {
                 hub = hub_headers(&resp);

@@ -82,46 +82,7 @@ impl Request {
             &opts.commit,
             what,
         )?];
-        for c in &opts.components {
-            if c.path.trim().is_empty() {
-                return Err(Error::InvalidArgument(format!(
-                    "component of {} has an empty path",
-                    c.repo
-                )));
-            }
-            validate_repo_id(&c.repo)?;
-            let what = What::Exact {
-                files: vec![FileSpec::new(c.path.clone())],
-                component: true,
-            };
-            wants.push(Want::new(
-                registry,
-                c.repo.clone(),
-                &c.revision,
-                &None,
-                what,
-            )?);
-        }
-        for r in &opts.repos {
-            validate_repo_id(&r.repo)?;
-            if r.files.is_empty() {
-                return Err(Error::InvalidArgument(format!(
-                    "repository {} is given without files",
-                    r.repo
-                )));
-            }
-            let what = What::Exact {
-                files: checked_specs(&r.repo, &r.files)?,
-                component: false,
-            };
-            wants.push(Want::new(
-                registry,
-                r.repo.clone(),
-                &r.revision,
-                &r.commit,
-                what,
-            )?);
-        }
+        wants.extend(other_wants(opts)?);
         Ok(Request {
             wants,
             cache_root: opts.cache_dir.clone().ok_or_else(|| {
@@ -134,6 +95,53 @@ impl Request {
             registry,
         })
     }
+}
+
+/// The wants of the other repositories: components (one exact file each) and repos (exact files,
+/// optionally pinned).
+fn other_wants(opts: &PullOptions) -> Result<Vec<Want>> {
+    let mut wants = Vec::new();
+    for c in &opts.components {
+        if c.path.trim().is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "component of {} has an empty path",
+                c.repo
+            )));
+        }
+        validate_repo_id(&c.repo)?;
+        let what = What::Exact {
+            files: vec![FileSpec::new(c.path.clone())],
+            component: true,
+        };
+        wants.push(Want::new(
+            opts.registry,
+            c.repo.clone(),
+            &c.revision,
+            &None,
+            what,
+        )?);
+    }
+    for r in &opts.repos {
+        validate_repo_id(&r.repo)?;
+        if r.files.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "repository {} is given without files",
+                r.repo
+            )));
+        }
+        let what = What::Exact {
+            files: checked_specs(&r.repo, &r.files)?,
+            component: false,
+        };
+        wants.push(Want::new(
+            opts.registry,
+            r.repo.clone(),
+            &r.revision,
+            &r.commit,
+            what,
+        )?);
+    }
+    Ok(wants)
 }
 
 impl Want {
