@@ -7,13 +7,20 @@
 # property, sanitizer report, timeout or out-of-memory); the input is kept under
 # fuzz/artifacts/<target>/ and printed with the command that replays it.
 #
-#   fuzz/run.sh [SECONDS_PER_TARGET]
+#   fuzz/run.sh [--build-only] [SECONDS_PER_TARGET]
+#
+# --build-only builds the targets and stops (`.ci/run` builds them beside the chaos run).
 set -euo pipefail
 cd "$(dirname "$0")"
 
+build_only=0
+if [ "${1:-}" = --build-only ]; then
+  build_only=1
+  shift
+fi
 seconds=${1:-30}
 if ! [[ $seconds =~ ^[1-9][0-9]*$ ]]; then
-  echo "usage: fuzz/run.sh [SECONDS_PER_TARGET]" >&2
+  echo "usage: fuzz/run.sh [--build-only] [SECONDS_PER_TARGET]" >&2
   exit 2
 fi
 BUDGET=480 # seconds of fuzzing for all targets together
@@ -40,6 +47,7 @@ fi
 # spelled out so that `run` below reuses this build.
 build=(--sanitizer address --debug-assertions)
 cargo +nightly fuzz build "${build[@]}"
+if ((build_only)); then exit 0; fi
 
 scratch=$(mktemp -d "${TMPDIR_FUZZ:-/dev/shm}/lemon-pull-fuzz.XXXXXX" 2>/dev/null || mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
