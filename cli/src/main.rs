@@ -146,6 +146,7 @@ fn report_success(r: &mut Renderer, o: &PullOutcome) {
             "snapshot_path": o.snapshot_path.display().to_string(),
             "dry_run": o.dry_run,
             "from_cache": o.from_cache,
+            "connections": o.connections,
             "bytes_downloaded": t.bytes_downloaded,
             "bytes_reused": t.bytes_reused,
             "bytes_salvaged": t.bytes_salvaged,

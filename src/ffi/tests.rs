@@ -437,6 +437,7 @@ fn result_repos_accessors() {
         reclaimed: Vec::new(),
         dry_run: false,
         from_cache: false,
+        connections: 0,
     };
     let mut r = zeroed_result();
     // SAFETY: `r` is a zeroed result.
