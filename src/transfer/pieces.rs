@@ -83,6 +83,8 @@ pub(super) struct Table {
     buf_size: usize,
     /// Workers numbered from here on stop at their next read and claim nothing more.
     active: usize,
+    /// Workers waiting for the hash to move on (so the hash wakes them only when there are).
+    pub(super) waiting: usize,
 }
 
 impl Table {
@@ -125,6 +127,7 @@ impl Table {
             spares_total: spares,
             buf_size,
             active: usize::MAX,
+            waiting: 0,
         }
     }
 

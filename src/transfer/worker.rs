@@ -56,8 +56,24 @@ impl Shared<'_> {
         if let Some(buf) = buf {
             table.give_back(buf);
         }
+        // Waking costs a system call, and the hash runs this for every buffer: only when needed.
+        let wake = table.waiting > 0;
         drop(table);
-        self.returned.notify_all();
+        if wake {
+            self.returned.notify_all();
+        }
+    }
+
+    /// Waits (at most [`POLL`]) for the hash to move on.
+    fn wait_for_hash<'t>(&self, mut table: MutexGuard<'t, Table>) -> MutexGuard<'t, Table> {
+        table.waiting += 1;
+        let mut table = self
+            .returned
+            .wait_timeout(table, POLL)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+        table.waiting -= 1;
+        table
     }
 }
 
@@ -317,11 +333,7 @@ impl Connection<'_, '_> {
         while spare.is_none() && table.is_next_to_feed(at) && !sh.stop.is_cancelled() {
             // The hash needs exactly these bytes but holds every spare buffer: wait for one
             // rather than read the bytes back later (the hash is the bottleneck then anyway).
-            table = sh
-                .returned
-                .wait_timeout(table, POLL)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            table = sh.wait_for_hash(table);
             spare = table.hand_over(at, n);
         }
         let back = table.read_back();
@@ -346,11 +358,7 @@ impl Connection<'_, '_> {
         let sh = self.sh;
         let mut table = sh.table();
         while table.should_wait_for_hash(at) && !sh.stop.is_cancelled() {
-            table = sh
-                .returned
-                .wait_timeout(table, POLL)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            table = sh.wait_for_hash(table);
         }
     }
 
