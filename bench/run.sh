@@ -14,11 +14,15 @@
 #      API round trip (curl's time_total for the API URL);
 #   4. orphan scan: a --dry-run on a cache with 50 in-progress snapshot folders x 200 files, minus
 #      the same dry run without them;
-#   5. with the CDN capping each connection at 50 MB/s: 8 connections vs 1;
-#   6. --max-rate 100M over 8 connections: average rate over the whole pull (>= 10 s at 1 GiB).
+#   5. with the CDN capping each connection at 50 MB/s: 8 connections vs 1 (the cap is
+#      bench/conn_cap.py's, per connection; nginx's limit_rate restarts with a burst at every
+#      request, which short range requests would ride on);
+#   6. --max-rate 100M over 8 connections: average rate over the whole pull (>= 10 s at 1 GiB);
+# then bench/parallel.sh (issue 16's targets: parallel scaling, auto, memory, threads).
 # CPU use (resume-pull's and the CDN's, in % of one core) is printed with each figure: on a
 # machine with few cores the client, the mock hub and curl compete for them. Needs about
-# 7 x SIZE_MIB of free space in /dev/shm; takes about 3.5 minutes at the defaults.
+# 7 x SIZE_MIB of free space in /dev/shm; takes about 3.5 minutes at the defaults, plus
+# bench/parallel.sh's 6.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,10 +40,11 @@ fi
 
 cargo build --release --locked --quiet --bin resume-pull --bin mock-hub
 work=$(mktemp -d /dev/shm/lemon-pull-bench.XXXXXX)
-hub_pid= nginx_pid=
+hub_pid= nginx_pid= proxy_pid=
 cleanup() {
   [ -n "$hub_pid" ] && kill "$hub_pid" 2>/dev/null || true
   [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
+  [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -50,9 +55,9 @@ for f in model.gguf part-2.gguf part-3.gguf; do
   head -c $((SIZE_MIB << 20)) /dev/urandom >"$work/repo/$f"
 done
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-# nginx serves each file as /cdn/<sha256> (a hardlink) on two ports: as fast as it can, and capped
-# at CONN_CAP per connection (target 5). Its host name (localhost) differs from the hub's
-# (127.0.0.1), as the Hub's CDN does.
+# nginx serves each file as /cdn/<sha256> (a hardlink), as fast as it can; bench/conn_cap.py in
+# front of it caps each connection at CONN_CAP (target 5). Its host name (localhost) differs from
+# the hub's (127.0.0.1), as the Hub's CDN does.
 cdn_fast= cdn_capped=
 if command -v nginx >/dev/null && command -v python3 >/dev/null && [ -z "${BENCH_NO_NGINX:-}" ]; then
   mkdir -p "$work/nginx/cdn"
@@ -73,13 +78,15 @@ http {
   default_type application/octet-stream;
   client_body_temp_path $work/nginx/tmp;
   server { listen localhost:$fast_port; root $work/nginx; }
-  server { listen localhost:$capped_port; root $work/nginx; limit_rate $((CONN_CAP / 1024))k; }
 }
 EOF
   nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>>"$work/nginx/error.log" &
   nginx_pid=$!
   for _ in $(seq 1 50); do curl -s -o /dev/null "http://localhost:$fast_port/" && break; sleep 0.1; done
   if kill -0 "$nginx_pid" 2>/dev/null; then
+    python3 bench/conn_cap.py "$fast_port" "$capped_port=$CONN_CAP" >"$work/conn_cap.log" 2>&1 &
+    proxy_pid=$!
+    for _ in $(seq 1 50); do grep -q ready "$work/conn_cap.log" && break; sleep 0.1; done
     cdn_fast="http://localhost:$fast_port" cdn_capped="http://localhost:$capped_port"
   else
     echo "nginx did not start ($(tail -n 1 "$work/nginx/error.log")): the mock hub serves the CDN too" >&2
@@ -225,7 +232,7 @@ curl -sf -X POST "$endpoint/admin/cdn?base=$cdn_fast" >/dev/null
 t1=$(printf '%s\n' "${p1_t[@]}" | median)
 t8=$(printf '%s\n' "${p8_t[@]}" | median)
 printf '5. per-connection cap 50 MB/s (%s): 1 connection %.3f s = %.1f MB/s; 8 connections %.3f s = %.1f MB/s; ratio %.2f (target >= 6); CPU during 8: resume-pull %.0f%%, CDN %.0f%% of one core (of %d)\n' \
-  "$([ -n "$cdn_capped" ] && echo "nginx limit_rate" || echo "mock hub")" "$t1" "$(calc "$bytes / $t1 / 1000000")" "$t8" "$(calc "$bytes / $t8 / 1000000")" "$(calc "$t1 / $t8")" \
+  "$([ -n "$cdn_capped" ] && echo "bench/conn_cap.py" || echo "mock hub")" "$t1" "$(calc "$bytes / $t1 / 1000000")" "$t8" "$(calc "$bytes / $t8 / 1000000")" "$(calc "$t1 / $t8")" \
   "$(printf '%s\n' "${p8_cpu[@]}" | median)" "$(printf '%s\n' "${p8_cdn[@]}" | median)" "$(nproc)"
 
 # ---- 6: --max-rate over all connections ---------------------------------------------------------
@@ -242,3 +249,9 @@ got=$(calc "$bytes / $r")
 printf '6. --max-rate %d MB/s, 8 connections, %.1f s window: average %.1f MB/s, %+.1f%% off (target within 10%%)\n' \
   $((RATE_CAP / 1000000)) "$r" "$(calc "$got / 1000000")" "$(calc "($got - $RATE_CAP) * 100 / $RATE_CAP")"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---- issue 16: parallel downloads -----------------------------------------------------------------
+echo
+cleanup
+trap - EXIT
+bash bench/parallel.sh "$SIZE_MIB" "$ROUNDS"

@@ -49,7 +49,10 @@ pub use housekeeping::{gc, status};
 pub use net::resolve::ResolverConfig;
 pub use net::tls::{BundleSource, Trust};
 pub use net::trust::{TrustCheck, check_trust};
-pub use options::{Component, FileSpec, MAX_CONNECTIONS, PullOptions, RepoSpec, RetryPolicy};
+pub use options::{
+    AUTO_CONNECTIONS, AUTO_MAX_CONNECTIONS, Component, FileSpec, MAX_CONNECTIONS, PullOptions,
+    RepoSpec, RetryPolicy,
+};
 pub use progress::{Event, FileInfo, Flow, Observer, Phase, Silent, Source, TICK_INTERVAL, Totals};
 pub use pull::{PlannedFile, PullOutcome, Reclaimed, RepoOutcome, pull};
 pub use registry::Registry;

@@ -20,6 +20,10 @@ pub const DEFAULT_DNS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Most ranged connections one file may use (see [`PullOptions::connections`]).
 pub const MAX_CONNECTIONS: u32 = 64;
+/// [`PullOptions::connections`] value that lets each file's transfer choose its connections.
+pub const AUTO_CONNECTIONS: u32 = 0;
+/// Most connections one file uses when they are chosen automatically ([`AUTO_CONNECTIONS`]).
+pub const AUTO_MAX_CONNECTIONS: u32 = 16;
 
 /// How failed requests are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,8 +188,12 @@ pub struct PullOptions {
     pub max_bytes_per_sec: Option<u64>,
     /// Ranged connections per file (opt-in parallel download). `1` (the default) fetches each file
     /// over one connection; with more, a file of at least 16 MiB is fetched in pieces by up to this
-    /// many connections at once (capped at [`MAX_CONNECTIONS`]; 0 counts as 1). The bandwidth cap
-    /// covers all of them.
+    /// many connections at once (capped at [`MAX_CONNECTIONS`]). [`AUTO_CONNECTIONS`] (0) lets each
+    /// such file's transfer choose: it starts with one connection and doubles them while that
+    /// raises the rate by 10% or more, up to [`AUTO_MAX_CONNECTIONS`] (on a link one connection
+    /// fills it stays at one; under a per-connection cap it grows). The bandwidth cap covers all
+    /// of them. Threads: at most this many (or [`AUTO_MAX_CONNECTIONS`]) plus the two the pull
+    /// always has, all ended before the pull returns.
     pub connections: u32,
     /// Cancel from another thread.
     pub cancel: Option<CancelToken>,

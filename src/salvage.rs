@@ -132,12 +132,14 @@ fn snapshot_folders(cache: &RepoCache) -> Vec<(String, PathBuf)> {
 
 /// Folders per scanning thread below which one thread does it all (spawning costs more).
 const FOLDERS_PER_THREAD: usize = 8;
-/// Scanning is mostly `stat` calls; a few threads overlap them, more only contend.
-const MAX_SCAN_THREADS: usize = 4;
+/// Scanning is mostly `stat` calls; a second thread overlaps them. Not more: the calling thread
+/// scans too, and a pull never runs more than connections + 2 threads, so with one connection
+/// (the pull's own two and this one) one extra thread is all there is room for.
+const MAX_SCAN_THREADS: usize = 2;
 
 /// Lists every file copy in the repository's snapshot folders. A cache with many folders is
-/// scanned by a few scoped threads, each taking a contiguous run of folders; the result is in
-/// folder order either way.
+/// scanned by the calling thread and one scoped thread beside it, each taking a contiguous run of
+/// folders; the result is in folder order either way.
 pub(crate) fn scan(cache: &RepoCache, target: &str, ids: &IdIndex) -> Scan {
     let folders = snapshot_folders(cache);
     let threads = std::thread::available_parallelism()
@@ -157,11 +159,10 @@ pub(crate) fn scan(cache: &RepoCache, target: &str, ids: &IdIndex) -> Scan {
     } else {
         let per_thread = folders.len().div_ceil(threads);
         std::thread::scope(|s| {
-            let runs: Vec<_> = folders
-                .chunks(per_thread)
-                .map(|run| s.spawn(move || scan_run(run)))
-                .collect();
-            let mut all = Scan::default();
+            let mut chunks = folders.chunks(per_thread);
+            let own = chunks.next().unwrap_or(&[]);
+            let runs: Vec<_> = chunks.map(|run| s.spawn(move || scan_run(run))).collect();
+            let mut all = scan_run(own);
             for run in runs {
                 // A panic in a scanning thread is a bug of ours: pass it on as it is.
                 let part = run

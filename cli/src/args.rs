@@ -41,7 +41,8 @@ OPTIONS:
     --file <PATH>         Pull exactly this file, no glob meaning (repeatable; instead of
                           --include/--exclude/VARIANT)
     --max-rate <RATE>     Bandwidth cap in bytes/s over all connections (e.g. 50M, 20MiB)
-    --connections <N>     Ranged connections per file of 16 MiB or more, 1-64 [default: 1]
+    --connections <N>     Ranged connections per file of 16 MiB or more: 1-64, or auto (start
+                          with one, add while they raise the rate, up to 16) [default: 1]
     --dry-run             Print where every file's bytes would come from; write nothing
     --ca-bundle <FILE>    CA bundle (PEM, DER or folder) replacing the default roots
                           [default: SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, system store]
@@ -231,13 +232,17 @@ fn repo_of_url(value: &str) -> Option<(Registry, String)> {
     })
 }
 
-/// A whole number of connections in `1..=MAX_CONNECTIONS`.
+/// `auto` ([`lemon_pull::AUTO_CONNECTIONS`]) or a whole number of connections in
+/// `1..=MAX_CONNECTIONS`.
 fn parse_connections(raw: &str) -> Result<u32, String> {
     let max = lemon_pull::MAX_CONNECTIONS;
+    if raw.trim().eq_ignore_ascii_case("auto") {
+        return Ok(lemon_pull::AUTO_CONNECTIONS);
+    }
     match raw.trim().parse::<u32>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
         _ => Err(format!(
-            "--connections {raw:?}: expected a number from 1 to {max}"
+            "--connections {raw:?}: expected auto or a number from 1 to {max}"
         )),
     }
 }
@@ -324,7 +329,11 @@ mod tests {
             panic!("should parse");
         };
         assert_eq!(a.connections, Some(1));
-        for bad in ["0", "65", "-1", "two", ""] {
+        let Ok(Command::Pull(a)) = p(&["--connections", "auto", "o/n"]) else {
+            panic!("should parse");
+        };
+        assert_eq!(a.connections, Some(lemon_pull::AUTO_CONNECTIONS));
+        for bad in ["0", "65", "-1", "two", "", "automatic"] {
             assert!(p(&["--connections", bad, "o/n"]).is_err(), "{bad}");
         }
     }

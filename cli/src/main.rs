@@ -149,6 +149,7 @@ fn report_success(r: &mut Renderer, o: &PullOutcome) {
             "from_cache": o.from_cache,
             "registry": o.registry.name(),
             "files_not_hash_verified": o.plan.iter().filter(|p| !p.hash_verified).count(),
+            "connections": o.connections,
             "bytes_downloaded": t.bytes_downloaded,
             "bytes_reused": t.bytes_reused,
             "bytes_salvaged": t.bytes_salvaged,

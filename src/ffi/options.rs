@@ -191,12 +191,15 @@ pub struct lemon_pull_options {
     pub api_timeout_ms: u32,
     /// `lemon_pull_flag` bits; 0 = none.
     pub flags: u32,
-    /// Ranged connections per file: 1 (the default; 0 means the same) fetches each file over one
-    /// connection; with more, a file of at least 16 MiB is fetched in pieces by up to this many
-    /// connections at once, on threads that end before `lemon_resume_pull` returns (at most 64;
-    /// larger values are capped). A partial written this way has holes and is resumed only by
-    /// this library: keep the `.partial` for it. Added after the first version: read only when
-    /// `struct_size` covers it.
+    /// Ranged connections per file: 1 (the default) fetches each file over one connection; with
+    /// more, a file of at least 16 MiB is fetched in pieces by up to this many connections at
+    /// once (at most 64; larger values are capped). 0 = auto: each such file starts with one
+    /// connection and doubles them while that raises the rate by 10% or more, up to 16 (on a link
+    /// one connection fills it stays at one; under a per-connection cap it grows). The
+    /// connections run on threads that end before `lemon_resume_pull` returns: at most this many
+    /// (16 for auto) plus the calling thread and one more. A partial written by several
+    /// connections has holes and is resumed only by this library: keep the `.partial` for it.
+    /// Added after the first version: read only when `struct_size` covers it.
     pub connections: u32,
     /// Bandwidth cap over all connections of the pull, in bytes per second (lemonade's tray
     /// setting); 0 = unlimited. Added after the first version, like the fields below: read only
@@ -523,7 +526,8 @@ pub(super) unsafe fn parse_options(p: *const lemon_pull_options) -> Result<Reque
     o.read_environment = raw.flags & lemon_pull_flag::ReadEnvironment as u32 != 0;
     o.cache_fallback = raw.flags & lemon_pull_flag::NoCacheFallback as u32 == 0;
     o.keep_unchanged_snapshot = raw.flags & lemon_pull_flag::KeepUnchangedSnapshot as u32 != 0;
-    o.connections = raw.connections.clamp(1, MAX_CONNECTIONS);
+    // 0 stays 0: auto (`crate::AUTO_CONNECTIONS`).
+    o.connections = raw.connections.min(MAX_CONNECTIONS);
     o.max_bytes_per_sec = (raw.max_bytes_per_sec > 0).then_some(raw.max_bytes_per_sec);
     Ok(Request {
         options: o,

@@ -312,7 +312,11 @@ fn connections_is_read_only_within_struct_size_and_capped() {
     let read = unsafe { read_options(&o) }.expect("valid");
     assert_eq!(read.connections, 1, "past struct_size: the default");
     o.struct_size = size_of::<lemon_pull_options>() as u32;
-    for (given, used) in [(8, 8), (0, 1), (1000, MAX_CONNECTIONS)] {
+    for (given, used) in [
+        (8, 8),
+        (0, crate::AUTO_CONNECTIONS),
+        (1000, MAX_CONNECTIONS),
+    ] {
         o.connections = given;
         // SAFETY: `o` is a full, valid options struct.
         let req = unsafe { parse_options(&o) }.expect("valid");
@@ -456,6 +460,7 @@ fn result_repos_accessors() {
         reclaimed: Vec::new(),
         dry_run: false,
         from_cache: false,
+        connections: 0,
     };
     let mut r = zeroed_result();
     // SAFETY: `r` is a zeroed result.

@@ -209,6 +209,14 @@ impl Http {
         })?;
         // ureq keeps 3 idle connections per host by default; parallel ranges want one each.
         let per_host = connections.max(3);
+        // Every connection holds an input and an output buffer (over https, twice: TCP and TLS).
+        // The connections of a parallel transfer batch their reads into larger writes anyway and
+        // send only short requests: smaller buffers keep 16 of them within the memory budget.
+        let (input, output) = if connections > 1 {
+            (128 << 10, 16 << 10)
+        } else {
+            (256 << 10, 128 << 10)
+        };
         let config = ureq::Agent::config_builder()
             .tls_config(tls.clone())
             .http_status_as_error(false)
@@ -217,7 +225,8 @@ impl Http {
             .timeout_connect(Some(cfg.connect_timeout))
             .timeout_per_read(Some(cfg.stall_timeout))
             .timeout_recv_response(Some(cfg.stall_timeout))
-            .input_buffer_size(256 * 1024)
+            .input_buffer_size(input)
+            .output_buffer_size(output)
             .max_idle_connections_per_host(per_host)
             .max_idle_connections(per_host.max(10))
             .proxy(proxy(cfg)?)

@@ -4,12 +4,12 @@
 use crate::error::Result;
 use crate::net::http::Http;
 use crate::net::hub::RemoteFile;
-use crate::options::{MAX_CONNECTIONS, PullOptions};
+use crate::options::PullOptions;
 use crate::progress::{FileInfo, Reporter, Source};
 use crate::salvage::Candidate;
 use crate::transfer::checkpoint::Checkpoint;
 use crate::transfer::segments::Sidecar;
-use crate::transfer::{self, Task};
+use crate::transfer::{self, Connections, Task};
 
 use super::Unit;
 use super::plan::Plan;
@@ -62,14 +62,16 @@ pub(super) fn salvage_all(
     Ok(step > 0)
 }
 
-/// Brings every file not yet complete to its final, verified name.
+/// Brings every file not yet complete to its final, verified name. Returns the most connections
+/// a file's transfer ended with (0 when nothing was transferred).
 pub(super) fn transfer_all(
     http: &Http,
     units: &[Unit],
     plan: &mut Plan,
     opts: &PullOptions,
     reporter: &mut Reporter,
-) -> Result<()> {
+) -> Result<u32> {
+    let mut connections = 0;
     for (index, item) in plan.items.iter().enumerate() {
         let Target { unit, file, info } = target(units, item.unit, item.file, index);
         let source = item.planned.source;
@@ -92,14 +94,15 @@ pub(super) fn transfer_all(
             partial_path: unit.cache.partial_path(commit, &file.path),
             checkpoint: Checkpoint::new(&unit.cache.state_dir(), &file.id),
             segments: Sidecar::new(&unit.cache.state_dir(), &file.id),
-            connections: opts.connections.clamp(1, MAX_CONNECTIONS),
+            connections: Connections::of(opts.connections),
         };
         let fetched = transfer::fetch(http, opts.retry, reporter, &task)?;
+        connections = connections.max(fetched.connections);
         reporter.add_reused(fetched.reused, source == Source::SalvagePartial);
         let stamps = &mut plan.stamps[item.unit];
         stamps.mark(&file.path, &task.final_path, &file.id);
         stamps.save()?;
         reporter.file_done(info, fetched.reused == file.size)?;
     }
-    Ok(())
+    Ok(connections)
 }

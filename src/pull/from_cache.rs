@@ -110,6 +110,7 @@ pub(crate) fn pull(
         reclaimed: Vec::new(),
         from_cache: true,
         dry_run: false,
+        connections: 0,
     })
 }
 

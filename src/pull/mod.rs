@@ -59,6 +59,10 @@ pub struct PullOutcome {
     /// True when the answer came from the cache alone: asked for (`offline`), or because the hub
     /// could not be reached and a complete snapshot of the revision was cached.
     pub from_cache: bool,
+    /// The most ranged connections a file was fetched with in this call, as its transfer ended
+    /// (with [`AUTO_CONNECTIONS`](crate::AUTO_CONNECTIONS): what the search settled on); 0 when
+    /// nothing was downloaded.
+    pub connections: u32,
 }
 
 /// One repository's result.
@@ -195,7 +199,7 @@ fn run(opts: &PullOptions, reporter: &mut Reporter) -> Result<PullOutcome> {
     let moved = execute::salvage_all(&units, &mut plan, reporter)?;
     outcome.plan = plan.planned();
     reporter.set_phase(Phase::Transfer);
-    execute::transfer_all(&http, &units, &mut plan, opts, reporter)?;
+    outcome.connections = execute::transfer_all(&http, &units, &mut plan, opts, reporter)?;
     reporter.set_phase(Phase::Commit);
     commit::finish(&units, &plan, &manifest_path, moved, &mut outcome, reporter)?;
     Ok(outcome)
@@ -280,6 +284,7 @@ fn outcome_of(units: &[Unit], plan: &Plan, opts: &PullOptions, reporter: &Report
         reclaimed: Vec::new(),
         from_cache: false,
         dry_run: opts.dry_run,
+        connections: 0,
     }
 }
 

@@ -23,9 +23,12 @@ pub(crate) mod checkpoint;
 pub(crate) mod hash_thread;
 pub(crate) mod parallel;
 pub(crate) mod partial;
+pub(crate) mod pieces;
+pub(crate) mod ramp;
 pub(crate) mod segments;
 pub(crate) mod sequential;
 pub(crate) mod wire;
+pub(crate) mod worker;
 
 use std::fs::File;
 
@@ -36,13 +39,15 @@ use crate::options::RetryPolicy;
 use crate::progress::{Event, Reporter};
 use parallel::Pass;
 use partial::Complete;
-pub(crate) use partial::Task;
+pub(crate) use partial::{Connections, Task};
 
 /// What a finished transfer reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Fetched {
     /// Bytes that were on disk already when the successful attempt started.
     pub reused: u64,
+    /// Connections the successful pass ended with (for auto: what it settled on).
+    pub connections: u32,
 }
 
 /// Downloads (or resumes) `task` until the final file exists and verified.
@@ -63,6 +68,7 @@ pub(crate) fn fetch(
             promote(task, complete.file)?;
             return Ok(Fetched {
                 reused: complete.reused,
+                connections: complete.connections,
             });
         }
         mismatches += 1;

@@ -11,6 +11,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+use crate::options::{AUTO_MAX_CONNECTIONS, MAX_CONNECTIONS};
 use crate::progress::{Event, FileInfo, Phase, Reporter};
 use crate::transfer::checkpoint::{self, Checkpoint};
 use crate::transfer::hash_thread::HashThread;
@@ -33,8 +34,43 @@ pub(crate) struct Task<'a> {
     pub checkpoint: Checkpoint,
     /// Which byte ranges a partial with holes holds (see [`crate::transfer::segments`]).
     pub segments: Sidecar,
-    /// Ranged connections allowed for this file (1 = sequential).
-    pub connections: u32,
+    /// Ranged connections allowed for this file.
+    pub connections: Connections,
+}
+
+/// How many ranged connections a file may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Connections {
+    /// Exactly this many (1 = sequential).
+    Fixed(u32),
+    /// As many as add throughput, up to this many (see [`crate::transfer::ramp`]).
+    Auto(u32),
+}
+
+impl Connections {
+    /// What [`crate::PullOptions::connections`] asks for: 0 = auto, else that many (both capped
+    /// at [`MAX_CONNECTIONS`]).
+    pub(crate) fn of(n: u32) -> Connections {
+        match n {
+            0 => Connections::Auto(AUTO_MAX_CONNECTIONS),
+            n => Connections::Fixed(n.min(MAX_CONNECTIONS)),
+        }
+    }
+
+    /// The most connections the file may use.
+    pub(crate) fn limit(self) -> u32 {
+        match self {
+            Connections::Fixed(n) | Connections::Auto(n) => n.max(1),
+        }
+    }
+
+    /// Whether a large file may be fetched by more than one connection.
+    pub(crate) fn may_split(self) -> bool {
+        match self {
+            Connections::Fixed(n) => n > 1,
+            Connections::Auto(n) => n > 1,
+        }
+    }
 }
 
 /// A partial that holds every byte of the file, and the hash of all of them.
@@ -43,6 +79,8 @@ pub(crate) struct Complete {
     pub actual: ContentId,
     /// Bytes that were on disk already when this pass started.
     pub reused: u64,
+    /// Connections the pass ended with (for auto: what it settled on).
+    pub connections: u32,
 }
 
 /// Opens (or creates) the partial as a prefix of the file, cut back to what can be trusted: all

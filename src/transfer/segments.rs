@@ -89,6 +89,20 @@ impl RangeSet {
         holes
     }
 
+    /// The lowest range.
+    pub(crate) fn first(&self) -> Option<(u64, u64)> {
+        self.ranges.first().copied()
+    }
+
+    /// Forgets every byte below `at`.
+    pub(crate) fn remove_below(&mut self, at: u64) {
+        let whole = self.ranges.partition_point(|r| r.1 <= at);
+        self.ranges.drain(..whole);
+        if let Some(first) = self.ranges.first_mut() {
+            first.0 = first.0.max(at);
+        }
+    }
+
     pub(crate) fn ranges(&self) -> &[(u64, u64)] {
         &self.ranges
     }
@@ -245,6 +259,13 @@ mod tests {
         assert_eq!(s.holes(50), [(5, 10), (40, 50)]);
         s.insert(5, 10);
         assert_eq!(s.prefix_end(), 40);
+        s.insert(50, 60);
+        s.remove_below(20);
+        assert_eq!(s.ranges(), [(20, 40), (50, 60)]);
+        s.remove_below(45);
+        assert_eq!(s.first(), Some((50, 60)));
+        s.remove_below(60);
+        assert_eq!(s.first(), None);
     }
 
     #[test]

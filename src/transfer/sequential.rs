@@ -44,6 +44,7 @@ pub(crate) fn fetch(
             },
             actual: hasher.finish(),
             file: part.file,
+            connections: 1,
         }),
         Err(e) => {
             part.persist(task);

@@ -503,3 +503,55 @@ fn bytes_fetched_before_a_fallback_are_not_counted_as_reused() {
     assert_eq!(hub.pending_faults(), 0, "the fallback happened");
     assert_eq!(out.totals.bytes_reused, 0, "nothing was on disk before");
 }
+
+/// `connections` = auto, under a per-connection cap: every connection added raises the rate, so
+/// the transfer grows past one connection (and reports what it settled on).
+#[test]
+fn auto_connections_grow_past_one_under_a_per_connection_cap() {
+    let hub = MockHub::start();
+    let (files, weights) = model(12);
+    let sha = hub.commit(REPO, "main", files);
+    hub.set_rate_limit(Some(2 * MB));
+    let cache = TempDir::new("parallel-auto-capped");
+    let o = parallel_options(&hub, cache.path(), lemon_pull::AUTO_CONNECTIONS);
+    let started = std::time::Instant::now();
+    let out = lemon_pull::pull(&o, &mut Silent).expect("pull");
+    assert_complete(cache.path(), &sha, &weights);
+    assert_eq!(hub.bytes_served(REPO, BIG_PATH), BIG, "every byte once");
+    assert!(
+        (2..=lemon_pull::AUTO_MAX_CONNECTIONS).contains(&out.connections),
+        "settled on {}",
+        out.connections
+    );
+    // One connection alone would need 12 s; the bound only catches a search that never grew.
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+/// `connections` = auto without a cap: whatever it settles on, the file completes and verifies,
+/// every byte served once; and a partial it leaves with holes resumes by ranges.
+#[test]
+fn auto_connections_complete_uncapped_and_resume_a_holey_partial() {
+    let hub = MockHub::start();
+    let (files, weights) = model(13);
+    let sha = hub.commit(REPO, "main", files);
+    let cache = TempDir::new("parallel-auto");
+    let o = parallel_options(&hub, cache.path(), lemon_pull::AUTO_CONNECTIONS);
+    let out = lemon_pull::pull(&o, &mut Silent).expect("pull");
+    assert_complete(cache.path(), &sha, &weights);
+    assert_eq!(hub.bytes_served(REPO, BIG_PATH), BIG);
+    assert!((1..=lemon_pull::AUTO_MAX_CONNECTIONS).contains(&out.connections));
+
+    let (files, weights) = model(14);
+    let sha = hub.commit(REPO, "main", files);
+    let cache = TempDir::new("parallel-auto-resume");
+    pull_and_pause(&hub, cache.path(), BIG / 3);
+    let done = recorded_bytes(&sidecar_ranges(cache.path()).expect("sidecar"));
+    let o = parallel_options(&hub, cache.path(), lemon_pull::AUTO_CONNECTIONS);
+    lemon_pull::pull(&o, &mut Silent).expect("resume");
+    assert_complete(cache.path(), &sha, &weights);
+    assert_eq!(
+        hub.bytes_served(REPO, BIG_PATH),
+        BIG - done,
+        "only the missing bytes"
+    );
+}
