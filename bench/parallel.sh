@@ -34,7 +34,7 @@ command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq ng
 command -v aria2c >/dev/null || { apt-get install -y -qq aria2 >/dev/null 2>&1; } ||
   echo "aria2c could not be installed: resume-pull's figures only" >&2
 
-cargo build --release --locked --quiet --bin resume-pull --example mock-hub
+cargo build --release --locked --quiet --bin resume-pull --bin mock-hub
 work=$(mktemp -d /dev/shm/lemon-pull-parallel.XXXXXX)
 pids=()
 cleanup() {
@@ -81,7 +81,7 @@ done
 python3 bench/conn_cap.py "$nginx_port" "${pairs[@]}" >"$work/proxy.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 50); do grep -q ready "$work/proxy.log" && break; sleep 0.1; done
-./target/release/examples/mock-hub --repo bench/model --cdn-base "http://localhost:$nginx_port" \
+./target/release/mock-hub --repo bench/model --cdn-base "http://localhost:$nginx_port" \
   "$work/repo" >"$work/hub.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 600); do grep -q listening "$work/hub.log" && break; sleep 0.1; done
