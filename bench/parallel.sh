@@ -34,7 +34,7 @@ command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq ng
 command -v aria2c >/dev/null || { apt-get install -y -qq aria2 >/dev/null 2>&1; } ||
   echo "aria2c could not be installed: resume-pull's figures only" >&2
 
-cargo build --release --locked --quiet --bin resume-pull --bin mock-hub
+cargo build --release --locked --quiet -p resume-pull -p mock-hub
 work=$(mktemp -d /dev/shm/lemon-pull-parallel.XXXXXX)
 pids=()
 cleanup() {

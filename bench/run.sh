@@ -38,7 +38,7 @@ if ! command -v nginx >/dev/null && [ -z "${BENCH_NO_NGINX:-}" ]; then
     echo "nginx could not be installed: the mock hub serves the CDN too" >&2
 fi
 
-cargo build --release --locked --quiet --bin resume-pull --bin mock-hub
+cargo build --release --locked --quiet -p resume-pull -p mock-hub
 work=$(mktemp -d /dev/shm/lemon-pull-bench.XXXXXX)
 hub_pid= nginx_pid= proxy_pid=
 cleanup() {
