@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The chaos run of issue 15 (item 5), one command:
 #
-#   bash bench/chaos.sh [SEED] [-- EXTRA ARGS FOR examples/chaos.rs]
+#   bash bench/chaos.sh [SEED] [-- EXTRA ARGS FOR examples/chaos/]
 #
 # Builds resume-pull and the chaos example (debug profile, as `cargo test` does) and runs at least
 # 160 pulls of three small repos (one with a 17-20 MiB file, so `--connections` > 1 goes
 # parallel) against the in-process mock hub, with random faults, commit moves mid-pull, SIGKILL
 # and SIGINT of resume-pull, callback cancels, concurrent pulls of one or two revisions and
 # `gc --apply` beside a pull. Every step is followed by the invariant checks described at the top
-# of examples/chaos.rs; the summary prints pulls, outcomes by status, faults by kind, bytes
+# of examples/chaos/main.rs; the summary prints pulls, outcomes by status, faults by kind, bytes
 # served/downloaded/salvaged, violations and wall time. Exits non-zero on any violation.
 #
 # SEED (or CHAOS_SEED) replays one run of 80 pulls; without one, two runs of 80 pulls each: seed 1
