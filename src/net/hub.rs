@@ -9,9 +9,9 @@ use std::collections::HashSet;
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result, Unreachable};
+use crate::error::{Error, Result};
 use crate::net::http::{Http, MAX_JSON_BYTES, Response, redact};
-use crate::net::retry::{Backoff, UNREACHABLE_DELAY, UNREACHABLE_RETRIES, is_retryable_status};
+use crate::net::retry::{Backoff, UnreachableStreak, is_retryable_status};
 use crate::options::RetryPolicy;
 use crate::progress::{Event, Reporter};
 use crate::repo_path::{encode_path, encode_segment, validate_file_path};
@@ -323,7 +323,7 @@ pub(crate) fn get_ok(
     let mut backoff = Backoff::new(retry);
     // Named in a final network error: what the server said before the connection failed.
     let mut last_status = None;
-    let mut unreachable_retries = 0;
+    let mut unreachable = UnreachableStreak::default();
     loop {
         let (reason, retry_after) = match http.get_api(url) {
             Ok(resp) if resp.status == 200 => return Ok(resp),
@@ -336,27 +336,9 @@ pub(crate) fn get_ok(
             Err(e @ Error::Network { .. }) => (e, None),
             Err(e) => return Err(e),
         };
-        let mut delay = backoff.next_delay(retry_after);
-        match reason {
-            // The resolver already asked every nameserver as often as configured: asking again
-            // at once would only repeat its answer (or its silence).
-            Error::Network {
-                unreachable: Some(Unreachable::NameResolution),
-                ..
-            } => delay = None,
-            // A hub that cannot be reached at all rarely comes back within minutes; a caller
-            // with the snapshot cached should have it in seconds (see `pull`'s cache fallback).
-            Error::Network {
-                unreachable: Some(_),
-                ..
-            } => {
-                unreachable_retries += 1;
-                delay = delay
-                    .filter(|_| unreachable_retries <= UNREACHABLE_RETRIES)
-                    .map(|d| d.min(UNREACHABLE_DELAY));
-            }
-            _ => {}
-        }
+        // A caller with the snapshot cached hears of an unreachable hub within seconds (see
+        // `pull`'s cache fallback).
+        let delay = unreachable.delay(&reason, backoff.next_delay(retry_after));
         let Some(delay) = delay else {
             return Err(match reason {
                 Error::Network {

@@ -16,15 +16,17 @@ use crate::net::http::{Http, MAX_JSON_BYTES, Response, redact};
 use crate::net::hub::{self, Listing, MAX_FILES, RemoteFile};
 use crate::options::RetryPolicy;
 use crate::progress::Reporter;
-use crate::repo_path::validate_file_path;
+// lemonade's `percent_encode` is exactly these: RFC 3986 unreserved bytes kept (and `/` in a
+// path), every other byte as `%XX` in upper-case hex.
+use crate::repo_path::{encode_path, encode_segment, validate_file_path};
 use crate::verify::{ContentId, is_hex};
 
 /// `{endpoint}/api/v1/models/{repo}/repo/files?Revision={rev}&Recursive=True`.
 pub(crate) fn listing_url(endpoint: &str, repo: &str, revision: &str) -> String {
     format!(
         "{endpoint}/api/v1/models/{}/repo/files?Revision={}&Recursive=True",
-        percent_encode(repo, true),
-        percent_encode(revision, false)
+        encode_path(repo),
+        encode_segment(revision)
     )
 }
 
@@ -32,27 +34,10 @@ pub(crate) fn listing_url(endpoint: &str, repo: &str, revision: &str) -> String 
 pub fn file_url(endpoint: &str, repo: &str, revision: &str, path: &str) -> String {
     format!(
         "{endpoint}/api/v1/models/{}/repo?Revision={}&FilePath={}",
-        percent_encode(repo, true),
-        percent_encode(revision, false),
-        percent_encode(path, false)
+        encode_path(repo),
+        encode_segment(revision),
+        encode_segment(path)
     )
-}
-
-/// lemonade's `percent_encode`: RFC 3986 unreserved bytes kept, `/` kept when asked, every other
-/// byte as `%XX` in upper-case hex.
-fn percent_encode(value: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'.' | b'_' | b'~')
-            || (keep_slash && b == b'/')
-        {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Lists `revision` of `repo`; the listing's `commit` is the tree fingerprint.

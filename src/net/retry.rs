@@ -10,8 +10,41 @@ use crate::options::RetryPolicy;
 /// Retries of a request whose host could not be reached at all (connection refused, connect
 /// timeout, TLS handshake failure), and the longest wait before each: together a few seconds, so
 /// a caller hears of an unreachable hub quickly (metadata calls then answer from the cache).
-pub(crate) const UNREACHABLE_RETRIES: u32 = 2;
-pub(crate) const UNREACHABLE_DELAY: Duration = Duration::from_secs(2);
+const UNREACHABLE_RETRIES: u32 = 2;
+const UNREACHABLE_DELAY: Duration = Duration::from_secs(2);
+
+/// Failures in a row that could not reach the host at all, and what they allow: one rule for
+/// metadata calls and downloads alike.
+#[derive(Debug, Default)]
+pub(crate) struct UnreachableStreak(u32);
+
+impl UnreachableStreak {
+    /// The wait before retrying after `error`, given the backoff's `delay` (`None`: give up). A
+    /// host that cannot be reached rarely comes back within minutes: a few quick tries, then the
+    /// error. A name that did not resolve is not tried again: the resolver already asked every
+    /// nameserver as often as configured. Any other failure leaves `delay` as it is.
+    pub(crate) fn delay(&mut self, error: &Error, delay: Option<Duration>) -> Option<Duration> {
+        match error {
+            Error::Network {
+                unreachable: Some(Unreachable::NameResolution),
+                ..
+            } => None,
+            Error::Network {
+                unreachable: Some(_),
+                ..
+            } => {
+                self.0 += 1;
+                delay
+                    .filter(|_| self.0 <= UNREACHABLE_RETRIES)
+                    .map(|d| d.min(UNREACHABLE_DELAY))
+            }
+            _ => {
+                self.0 = 0;
+                delay
+            }
+        }
+    }
+}
 
 /// Whether an HTTP status is worth retrying: timeouts, rate limits and server errors.
 pub(crate) fn is_retryable_status(status: u16) -> bool {
@@ -163,15 +196,10 @@ impl From<Error> for Failure {
 
 impl Failure {
     /// A network error is worth a retry; anything else (cancellation, a refused redirect) is not.
-    /// Nor is a host name that did not resolve: the resolver already asked every nameserver as
-    /// often as configured, and retrying would turn one clear failure into minutes of waiting
-    /// (the partial is kept either way).
+    /// How often a host that cannot be reached at all is tried again is [`UnreachableStreak`]'s
+    /// rule, the same for metadata calls and downloads.
     pub(crate) fn network(e: Error) -> Failure {
         match e {
-            e @ Error::Network {
-                unreachable: Some(Unreachable::NameResolution),
-                ..
-            } => Failure::Fatal(e),
             e @ Error::Network { .. } => Failure::Retry {
                 error: e,
                 retry_after: None,
@@ -258,7 +286,7 @@ pub(crate) struct Retrier {
     backoff: Backoff,
     last_status: Option<u16>,
     /// Failures in a row that could not reach the host at all.
-    unreachable: u32,
+    unreachable: UnreachableStreak,
     /// Failures since the last real progress, those of them that received bytes, and their bytes.
     failures: u32,
     drops: u32,
@@ -270,7 +298,7 @@ impl Retrier {
         Retrier {
             backoff: Backoff::new(policy),
             last_status: None,
-            unreachable: 0,
+            unreachable: UnreachableStreak::default(),
             failures: 0,
             drops: 0,
             dropped_bytes: 0,
@@ -281,6 +309,8 @@ impl Retrier {
     /// request that completed (a small piece) changes nothing: it neither fails nor proves the
     /// link healthy, so it cannot hide a run of cut answers.
     pub(crate) fn succeeded(&mut self, got: &Received) {
+        // The host answered: it is reachable again.
+        self.unreachable = UnreachableStreak::default();
         if got.is_real() {
             self.start_over();
         }
@@ -320,24 +350,9 @@ impl Retrier {
             self.drops += 1;
             self.dropped_bytes += got.bytes();
         }
-        let mut delay = self.backoff.next_delay(retry_after);
-        // A host that cannot be reached at all (refused, connect timeout, TLS handshake) rarely
-        // comes back within minutes: a few quick tries, then the error, partial kept.
-        if matches!(
-            error,
-            Error::Network {
-                unreachable: Some(_),
-                ..
-            }
-        ) {
-            self.unreachable += 1;
-            delay = delay
-                .filter(|_| self.unreachable <= UNREACHABLE_RETRIES)
-                .map(|d| d.min(UNREACHABLE_DELAY));
-        } else {
-            self.unreachable = 0;
-        }
-        let Some(delay) = delay else {
+        let delay = self.backoff.next_delay(retry_after);
+        // The partial is kept when this gives up.
+        let Some(delay) = self.unreachable.delay(&error, delay) else {
             return Err(self.give_up(error, path));
         };
         Ok(RetryPlan {
@@ -423,6 +438,41 @@ fn with_file(e: Error, path: &str, last_status: Option<u16>) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreachable_host_gets_two_quick_tries_and_a_name_that_did_not_resolve_none() {
+        let refused = Error::Network {
+            url: "u".into(),
+            file: None,
+            message: "refused".into(),
+            last_status: None,
+            unreachable: Some(Unreachable::Refused),
+        };
+        let long = Some(Duration::from_secs(60));
+        let mut streak = UnreachableStreak::default();
+        assert_eq!(streak.delay(&refused, long), Some(UNREACHABLE_DELAY));
+        assert_eq!(streak.delay(&refused, long), Some(UNREACHABLE_DELAY));
+        assert_eq!(streak.delay(&refused, long), None, "a third is the error");
+        let other = Error::Internal("x".into());
+        assert_eq!(
+            streak.delay(&other, long),
+            long,
+            "another failure resets the streak"
+        );
+        assert_eq!(
+            streak.delay(&refused, None),
+            None,
+            "never beyond the budget"
+        );
+        let unresolved = Error::Network {
+            url: "u".into(),
+            file: None,
+            message: "not resolved".into(),
+            last_status: None,
+            unreachable: Some(Unreachable::NameResolution),
+        };
+        assert_eq!(UnreachableStreak::default().delay(&unresolved, long), None);
+    }
 
     #[test]
     fn retry_after_seconds_and_date() {
