@@ -11,10 +11,14 @@
 //!   one table under a mutex. A piece is `[next, end)` plus its owner; `next` moves on as its owner
 //!   reserves bytes.
 //! - **Claim.** A worker (one per connection, on `std::thread::scope`) takes the unowned piece
-//!   with the lowest offset and asks for the rest of it with one `Range: bytes=next-(end-1)`
-//!   request. Lowest first keeps the bytes on disk close to one contiguous prefix, which the hash
-//!   needs. Only a `206` whose `Content-Range` is exactly that range is accepted; a `200` means
-//!   the server ignores ranges (see *Fallback*).
+//!   with the lowest offset, cut to the size of one request, and asks for it with one
+//!   `Range: bytes=next-(end-1)` request. Lowest first keeps the bytes close to one contiguous
+//!   prefix, which the hash needs. A request is as long as the connections' requests together fit
+//!   the hash's window (below), so that the hash can take every byte from the connections'
+//!   buffers; longer only where the round trip is long next to a connection's share of the rate
+//!   (16 round trips' worth: the set-up then costs a sixteenth of the connection's time), and at
+//!   most 16 MiB. Only a `206` whose `Content-Range` is exactly that range is accepted; a `200`
+//!   means the server ignores ranges (see *Fallback*).
 //! - **Write** ([`crate::transfer::worker`]). Each read is reserved in the table (clamped to the
 //!   piece's current end), so no two workers ever write the same byte; reads collect in the
 //!   worker's 512 KiB buffer, which is written at its offset through the worker's own file handle
@@ -30,6 +34,13 @@
 //!   hash, the one part that cannot be spread; reading back on it as well halved what one pass
 //!   could hash. A bounded set of spare buffers carries the bytes; when all are with the hash, the
 //!   worker holding the next bytes waits for one (backpressure, as the sequential pass has).
+//! - **Keep to the window.** Reading back costs a copy of every byte: on a machine whose cores
+//!   are all busy (a fast link, few cores) it cost a fifth of the CPU and made 8 connections
+//!   slower than one. So a worker about to receive bytes beyond what the spare buffers can hold
+//!   ahead of the hash's position waits, while that position moves, until it can hold them; and
+//!   every worker off the prefix waits while the hash lags behind the prefix. A connection that
+//!   stalls does not hold the others: once the position stood still for a moment they go on, and
+//!   their bytes are read back (see [`crate::transfer::pieces::Table::should_wait`]).
 //! - **Steal.** A worker that finds no unowned piece splits the piece with the most bytes left in
 //!   half, if its owner would need more than a second for them at its pace since its request
 //!   began (and has had half a second to show a pace): the owner's end moves to the middle, the
@@ -124,12 +135,13 @@ pub(crate) fn fetch(
     let reused = done.total();
     reporter.file_start(task.file, reused)?;
     let limit = task.connections.limit();
-    let table = Table::new(&done, task.file.size, limit, SPARES, BUF_SIZE);
+    let mut table = Table::new(&done, task.file.size, limit, SPARES, BUF_SIZE);
     let most = table.piece_count().clamp(1, limit as usize);
     let (first, ramp) = match task.connections {
         Connections::Auto(_) => (1, Some(Ramp::new(most, Instant::now()))),
         Connections::Fixed(_) => (most, None),
     };
+    table.set_connections(first);
     // Stops this pass's connections (even in a blocked read) without cancelling the pull, and
     // follows the pull's own cancellation.
     let outer = reporter.cancel().clone();
@@ -324,7 +336,10 @@ impl Crew {
         let delivering = self.delivered[..now].iter().filter(|d| **d).count();
         match ramp.tick(Instant::now(), self.bytes, delivering) {
             Step::Hold => {}
-            Step::Grow(n) => self.grow(n, spawn),
+            Step::Grow(n) => {
+                sh.table().set_connections(n);
+                self.grow(n, spawn);
+            }
             Step::Shrink(n) => sh.table().retire_from(n),
         }
     }

@@ -9,8 +9,9 @@
 //!
 //! Doubling keeps the search short (1, 2, 4, 8, 16: four windows) and makes a real gain stand out
 //! from noise: under a per-connection cap a step doubles the rate, on a link that one connection
-//! already fills it adds nothing. Extra connections are not free (they cost CPU: out-of-order
-//! bytes are read back from disk for the hash), so a useless step is undone rather than kept.
+//! already fills it adds nothing. Extra connections are not free (threads, requests, and bytes
+//! that arrive too far ahead of the hash are read back from disk), so a useless step is undone
+//! rather than kept.
 
 use std::time::{Duration, Instant};
 

@@ -15,7 +15,7 @@ use crate::net::http::{ByteRange, Http, Response};
 use crate::net::retry::{Failure, Received, Retrier, RetryPlan};
 use crate::options::RetryPolicy;
 use crate::transfer::partial::Task;
-use crate::transfer::pieces::{Claim, PIECE_MAX, PIECE_MIN, Table};
+use crate::transfer::pieces::{Claim, Table};
 use crate::transfer::wire::{self, check_content_range, read_some, retry_status};
 
 /// Bytes per buffer: what a connection writes at once, and what travels to the hash at once.
@@ -24,11 +24,6 @@ pub(super) const BUF_SIZE: usize = 512 << 10;
 /// A connection writes what it received at least this often, even with its buffer not full, so a
 /// slow one still shows progress and feeds the hash.
 const FLUSH_AFTER: Duration = Duration::from_millis(100);
-/// A request asks for about this many times what its connection receives during one request's
-/// set-up (its time to the answer's headers): the set-up then costs about 1/16 of the
-/// connection's time. Short requests keep the bytes near the hash's position (less to read back,
-/// and what is read back is still in the CPU's cache), long ones spare round trips.
-const PIECE_PER_SETUP: f64 = 16.0;
 
 /// What the connections and the coordinator share.
 pub(super) struct Shared<'a> {
@@ -178,13 +173,13 @@ pub(super) fn work(sh: &Shared<'_>, me: usize, tx: &Sender<Msg>) -> Result<(), S
         buf: vec![0u8; BUF_SIZE],
         signed: None,
         got: Received::default(),
-        pace: Pace::default(),
+        direct: 0,
     };
     let mut retrier = Retrier::new(sh.retry);
     loop {
         sh.stop.check()?;
         // Bound first: a guard in the `match` scrutinee would hold the lock through the sleep.
-        let claim = sh.table().claim(me, Instant::now(), conn.pace.want());
+        let claim = sh.table().claim(me, Instant::now());
         let piece = match claim {
             Claim::Finished => return Ok(()),
             Claim::Wait => {
@@ -241,8 +236,8 @@ struct Connection<'w, 's> {
     signed: Option<String>,
     /// What the current request received, which decides whether its failure spends the budget.
     got: Received,
-    /// What sizes the next piece (see [`PIECE_PER_SETUP`]).
-    pace: Pace,
+    /// Requests this connection sent straight to the CDN.
+    direct: u32,
 }
 
 impl Connection<'_, '_> {
@@ -254,6 +249,12 @@ impl Connection<'_, '_> {
         if from >= to {
             return Ok(());
         }
+        // How long a request to the CDN takes to be answered sizes the pieces (see
+        // `Table::piece_size`): not one through `/resolve` (two round trips, maybe new
+        // connections), nor this connection's first one to the CDN (it may have opened the
+        // connection: a TCP and TLS handshake).
+        let direct = self.signed.is_some();
+        let measure = direct && self.direct > 0;
         let asked = Instant::now();
         let resp = self.open_range(from, to)?;
         let answered = Instant::now();
@@ -270,8 +271,10 @@ impl Connection<'_, '_> {
         let flushed = self.flush(&mut batch);
         let at = streamed?;
         flushed?;
-        self.pace
-            .learn(answered - asked, at - from, answered.elapsed());
+        if measure {
+            self.sh.table().learn_round_trip(answered - asked);
+        }
+        self.direct += u32::from(direct);
         if at == to {
             // The body is complete; a last read sees its end, which returns the connection to
             // the pool for the next piece (it costs no I/O).
@@ -293,12 +296,18 @@ impl Connection<'_, '_> {
         let size = self.sh.task.file.size;
         let mut at = batch.start;
         while at < to {
+            if batch.len == 0 {
+                self.keep_pace(i, at);
+            }
             let room = self.buf.len() - batch.len;
             let want = (to - at).min(room as u64) as usize;
             let window = &mut self.buf[batch.len..batch.len + want];
+            // A read that returns data never checks the cancellation by itself: a cancelled
+            // pull must not wait for the rest of a piece.
+            self.sh.stop.check()?;
             let n = read_some(body, window, &self.sh.stop, url, at, size)?;
             self.got.add(n as u64);
-            let (take, more) = self.sh.table().reserve(i, at, n as u64);
+            let (take, more) = self.sh.table().reserve(i, at, n as u64, Instant::now());
             batch.len += take as usize;
             at += take;
             self.sh.http.throttle(n as u64)?;
@@ -347,16 +356,15 @@ impl Connection<'_, '_> {
             self.file.read_exact_at(at, &mut buf[..len], path)?;
             let _ = self.tx.send(Msg::Hash { at, buf, len });
         }
-        self.keep_pace(batch.start);
         Ok(())
     }
 
-    /// Waits while the hash lags far behind (see [`Table::should_wait_for_hash`]) before
-    /// receiving more bytes for `at`.
-    fn keep_pace(&self, at: u64) {
+    /// Waits while the hash is not ready for the bytes of piece `i` at `at` (see
+    /// [`Table::should_wait`]) before receiving them.
+    fn keep_pace(&self, i: usize, at: u64) {
         let sh = self.sh;
         let mut table = sh.table();
-        while table.should_wait_for_hash(at) && !sh.stop.is_cancelled() {
+        while table.should_wait(i, at, Instant::now()) && !sh.stop.is_cancelled() {
             table = sh.wait_for_hash(table);
         }
     }
@@ -379,85 +387,5 @@ impl Connection<'_, '_> {
             self.signed = Some(resp.url.clone());
         }
         Ok(resp)
-    }
-}
-
-/// What one connection learned about its requests: the shortest time any took to be answered
-/// (the round trip; longer ones were delayed by something else, such as a busy CPU), and its
-/// receiving rate (averaged over requests).
-#[derive(Debug, Default)]
-struct Pace {
-    setup: Option<Duration>,
-    rate: Option<f64>,
-}
-
-impl Pace {
-    /// A request took `setup` to be answered, then delivered `bytes` in `streaming`.
-    fn learn(&mut self, setup: Duration, bytes: u64, streaming: Duration) {
-        self.setup = Some(self.setup.map_or(setup, |s| s.min(setup)));
-        let secs = streaming.as_secs_f64();
-        if bytes >= PIECE_MIN && secs > 0.0 {
-            let rate = bytes as f64 / secs;
-            self.rate = Some(self.rate.map_or(rate, |r| (r + rate) / 2.0));
-        }
-    }
-
-    /// The piece to ask for next: [`PIECE_PER_SETUP`] times the bytes the connection could
-    /// receive during one set-up; the longest until both are known.
-    fn want(&self) -> u64 {
-        match (self.setup, self.rate) {
-            (Some(setup), Some(rate)) => {
-                let want = rate * setup.as_secs_f64() * PIECE_PER_SETUP;
-                (want as u64).clamp(PIECE_MIN, PIECE_MAX)
-            }
-            _ => PIECE_MAX,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MB: u64 = 1 << 20;
-
-    fn pace(setup_ms: f64, mib_per_sec: u64) -> u64 {
-        let mut p = Pace::default();
-        p.learn(
-            Duration::from_secs_f64(setup_ms / 1000.0),
-            mib_per_sec * MB,
-            Duration::from_secs(1),
-        );
-        p.want()
-    }
-
-    #[test]
-    fn pieces_are_long_where_requests_are_slow_to_answer() {
-        // 50 MiB/s behind a 50 ms round trip: the longest piece.
-        assert_eq!(pace(50.0, 50), PIECE_MAX);
-        // 200 MiB/s on a local link answered in 0.2 ms: the shortest.
-        assert_eq!(pace(0.2, 200), PIECE_MIN);
-        // 100 MiB/s, 2 ms: 3.2 MiB.
-        let mid = pace(2.0, 100);
-        assert!((3_355_000..3_356_000).contains(&mid), "{mid}");
-        // Nothing known yet: the longest.
-        assert_eq!(Pace::default().want(), PIECE_MAX);
-    }
-
-    #[test]
-    fn the_quickest_answer_counts_as_the_round_trip_and_rates_are_averaged() {
-        let mut p = Pace::default();
-        let ms = Duration::from_millis;
-        p.learn(ms(2), 100 * MB, ms(1000));
-        // A request delayed by a busy machine does not make the pieces longer.
-        p.learn(ms(40), 100 * MB, ms(1000));
-        assert!((3_355_000..3_356_000).contains(&p.want()));
-        // A slower request lowers the averaged rate, and the piece with it.
-        p.learn(ms(2), 0, ms(1000));
-        p.learn(ms(2), 100 * MB, ms(3000));
-        assert!((2_230_000..2_240_000).contains(&p.want()), "{}", p.want());
-        // Too little to judge a rate by is ignored.
-        p.learn(ms(2), MB / 2, ms(1));
-        assert!((2_230_000..2_240_000).contains(&p.want()));
     }
 }

@@ -110,9 +110,17 @@ fn settle_and_reset(hub: &MockHub) {
     hub.clear_requests();
 }
 
-/// Pulls with 8 connections until `at` bytes of the weights are on disk, then cancels.
+/// Pulls with 8 connections until `at` bytes of the weights are on disk, then cancels. The first
+/// range asked for stalls after 100 kB, so the others go on past it: the partial has holes.
 fn pull_and_pause(hub: &MockHub, cache: &Path, at: u64) {
     hub.set_rate_limit(Some(4 * MB));
+    hub.push_fault(
+        Target::Cdn(BIG_PATH.into()),
+        Fault::StallAfter {
+            bytes: 100_000,
+            stall: Duration::from_secs(3),
+        },
+    );
     let o = parallel_options(hub, cache, 8);
     let r = lemon_pull::pull(&o, &mut |ev: &Event<'_>| match ev {
         Event::Progress {
@@ -254,8 +262,10 @@ fn dropped_and_failing_pieces_are_retried_from_where_they_stopped() {
     let (files, weights) = model(4);
     let sha = hub.commit(REPO, "main", files);
     let target = Target::Cdn(BIG_PATH.into());
-    hub.push_fault(target.clone(), Fault::DropAfter(300_000));
-    hub.push_fault(target.clone(), Fault::DropAfter(700_000));
+    // Both within the shortest request (256 KiB: what is left of a piece after a request of
+    // 512 KiB was cut from it), so that both cut a request short.
+    hub.push_fault(target.clone(), Fault::DropAfter(100_000));
+    hub.push_fault(target.clone(), Fault::DropAfter(200_000));
     hub.push_fault(
         target,
         Fault::Status {
