@@ -46,8 +46,10 @@
 //!   began (and has had half a second to show a pace): the owner's end moves to the middle, the
 //!   thief takes the upper half. The owner notices at its next reservation, stops at the new end
 //!   and drops its connection. A healthy connection is never split (its remainder would take less
-//!   time than a new request costs), so only a slow or stalled one is relieved; if nothing can be
-//!   stolen the idle worker waits ([`POLL`]) for a piece to be released or split.
+//!   time than a new request costs), so only a slow or stalled one is relieved. An owner that
+//!   received nothing for 2 s loses all that is left of its piece, however short (pieces are
+//!   often too short to halve). If nothing can be stolen the idle worker waits ([`POLL`]) for a
+//!   piece to be released or split.
 //! - **Auto** ([`crate::transfer::ramp`]). With `connections` = auto the pass starts with one
 //!   worker and doubles them while each step raises the rate by 10% or more (up to
 //!   [`crate::options::AUTO_MAX_CONNECTIONS`]); a step that did not is undone: its workers stop at
