@@ -13,9 +13,9 @@
 //! - **Claim.** A worker (one per connection, on `std::thread::scope`) takes the unowned piece
 //!   with the lowest offset, cut to the size of one request, and asks for it with one
 //!   `Range: bytes=next-(end-1)` request. Lowest first keeps the bytes close to one contiguous
-//!   prefix, which the hash needs. A request is as long as the connections' requests together fit
-//!   the hash's window (below), so that the hash can take every byte from the connections'
-//!   buffers; longer only where the round trip is long next to a connection's share of the rate
+//!   prefix, which the hash needs. Requests are sized so that all connections' requests together
+//!   fit the hash's window (below) and the hash can take every byte from the connections'
+//!   buffers; they are longer only where the round trip is long next to a connection's share of the rate
 //!   (16 round trips' worth: the set-up then costs a sixteenth of the connection's time), and at
 //!   most 16 MiB. Only a `206` whose `Content-Range` is exactly that range is accepted; a `200`
 //!   means the server ignores ranges (see *Fallback*).
