@@ -110,9 +110,9 @@ pub(super) struct Table {
     active: usize,
     /// Connections in use now, which share the hash's window and the pass's rate.
     connections: u64,
-    /// When the pass began, and the bytes written since: the pass's rate.
+    /// When the pass began, and the bytes on disk then: with `done`, the pass's rate.
     began: Instant,
-    written: u64,
+    began_with: u64,
     /// The shortest time a request to the CDN took to be answered, over every connection (they
     /// all go to one host): the round trip. Longer ones were delayed by something else, such as
     /// a busy CPU.
@@ -167,7 +167,7 @@ impl Table {
             active: usize::MAX,
             connections: u64::from(connections.max(1)),
             began: now,
-            written: 0,
+            began_with: done.total(),
             round_trip: None,
             waiting: 0,
         }
@@ -242,11 +242,11 @@ impl Table {
     fn piece_size(&self, now: Instant) -> u64 {
         let fitting = self.fitting_piece();
         let secs = now.saturating_duration_since(self.began).as_secs_f64();
-        let (Some(round_trip), true) = (self.round_trip, self.written >= PIECE_MIN && secs > 0.0)
-        else {
+        let written = self.done.total().saturating_sub(self.began_with);
+        let (Some(round_trip), true) = (self.round_trip, written >= PIECE_MIN && secs > 0.0) else {
             return fitting;
         };
-        let share = self.written as f64 / secs / self.connections as f64;
+        let share = written as f64 / secs / self.connections as f64;
         let want = share * round_trip.as_secs_f64() * PIECE_PER_ROUND_TRIP;
         (want as u64).clamp(fitting, PIECE_MAX)
     }
@@ -330,7 +330,6 @@ impl Table {
     /// Bytes `[at, at + n)` are written.
     pub(super) fn written(&mut self, at: u64, n: u64) {
         self.done.insert(at, at + n);
-        self.written += n;
     }
 
     /// The owner of piece `i` let go of it (finished, failed and backing off, or retired); anyone

@@ -56,6 +56,9 @@ pub(crate) fn read_some(
     at: u64,
     size: u64,
 ) -> Result<usize, Failure> {
+    // A read that returns data never looks at `cancel` (only a blocked one is interrupted): a
+    // cancelled transfer must not go on to the end of its body while the bytes keep flowing.
+    cancel.check().map_err(Failure::Fatal)?;
     loop {
         match body.read(buf) {
             Ok(0) => {

@@ -302,9 +302,6 @@ impl Connection<'_, '_> {
             let room = self.buf.len() - batch.len;
             let want = (to - at).min(room as u64) as usize;
             let window = &mut self.buf[batch.len..batch.len + want];
-            // A read that returns data never checks the cancellation by itself: a cancelled
-            // pull must not wait for the rest of a piece.
-            self.sh.stop.check()?;
             let n = read_some(body, window, &self.sh.stop, url, at, size)?;
             self.got.add(n as u64);
             let (take, more) = self.sh.table().reserve(i, at, n as u64, Instant::now());
