@@ -142,6 +142,17 @@ pub fn pull_recording(
     (r, seen)
 }
 
+/// Pulls until `path` has more than `at` bytes, then cancels, like a user pausing lemonade.
+pub fn pull_and_pause(o: &PullOptions, path: &str, at: u64) {
+    let r = lemon_pull::pull(o, &mut |ev: &Event<'_>| match ev {
+        Event::Progress {
+            file, file_done, ..
+        } if file.path == path && *file_done > at => Flow::Cancel,
+        _ => Flow::Continue,
+    });
+    assert!(matches!(r, Err(lemon_pull::Error::Cancelled)), "{r:?}");
+}
+
 /// The names of the folders directly in `dir`, sorted (none when it does not exist).
 pub fn folders(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)

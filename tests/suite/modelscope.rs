@@ -6,8 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::common::{TempDir, options, tree};
-use lemon_pull::{Error, Event, Flow, PullOptions, Registry, Silent, Source};
+use crate::common::{TempDir, options, pull_and_pause, tree};
+use lemon_pull::{Error, PullOptions, Registry, Silent, Source};
 use mock_hub::{Fault, ListingShape, MockFile, MockHub, Target, pseudo_random_bytes, sha256_hex};
 
 const REPO: &str = "org/model";
@@ -33,16 +33,6 @@ fn is_fingerprint(name: &str) -> bool {
         return false;
     };
     hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-fn pull_and_pause(o: &PullOptions, path: &str, at: u64) {
-    let r = lemon_pull::pull(o, &mut |ev: &Event<'_>| match ev {
-        Event::Progress {
-            file, file_done, ..
-        } if file.path == path && *file_done > at => Flow::Cancel,
-        _ => Flow::Continue,
-    });
-    assert!(matches!(r, Err(Error::Cancelled)), "{r:?}");
 }
 
 fn settle_and_reset(hub: &MockHub) {

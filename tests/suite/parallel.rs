@@ -9,8 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::common::{Seen, TempDir, options, pull_recording, tree};
-use lemon_pull::{Error, Event, Flow, PullOptions};
+use crate::common::{Seen, TempDir, options, pull_and_pause, pull_recording, tree};
+use lemon_pull::{Event, Flow, PullOptions};
 use lemon_pull::{Silent, Source};
 use mock_hub::{Fault, MockFile, MockHub, Target, pseudo_random_bytes};
 use serde_json::Value;
@@ -112,7 +112,7 @@ fn settle_and_reset(hub: &MockHub) {
 
 /// Pulls with 8 connections until `at` bytes of the weights are on disk, then cancels. The first
 /// range asked for stalls after 100 kB, so the others go on past it: the partial has holes.
-fn pull_and_pause(hub: &MockHub, cache: &Path, at: u64) {
+fn pause_parallel_pull(hub: &MockHub, cache: &Path, at: u64) {
     hub.set_rate_limit(Some(4 * MB));
     hub.push_fault(
         Target::Cdn(BIG_PATH.into()),
@@ -121,14 +121,7 @@ fn pull_and_pause(hub: &MockHub, cache: &Path, at: u64) {
             stall: Duration::from_secs(3),
         },
     );
-    let o = parallel_options(hub, cache, 8);
-    let r = lemon_pull::pull(&o, &mut |ev: &Event<'_>| match ev {
-        Event::Progress {
-            file, file_done, ..
-        } if file.path == BIG_PATH && *file_done > at => Flow::Cancel,
-        _ => Flow::Continue,
-    });
-    assert!(matches!(r, Err(Error::Cancelled)), "{r:?}");
+    pull_and_pause(&parallel_options(hub, cache, 8), BIG_PATH, at);
     hub.set_rate_limit(None);
     settle_and_reset(hub);
 }
@@ -201,7 +194,7 @@ fn cancelled_parallel_partial_keeps_its_holes_and_resumes_with_eight_or_one_conn
     let (files, weights) = model(3);
     let sha = hub.commit(REPO, "main", files);
     let cache = TempDir::new("parallel-cancel");
-    pull_and_pause(&hub, cache.path(), BIG / 3);
+    pause_parallel_pull(&hub, cache.path(), BIG / 3);
 
     let partial = snapshot(cache.path(), &sha).join(format!("{BIG_PATH}.partial"));
     let on_disk = fs::metadata(&partial).expect("partial kept").len();
@@ -381,7 +374,7 @@ fn a_paused_parallel_partial_is_salvaged_into_a_new_commit_by_the_bytes_it_holds
     let (files, weights) = model(8);
     let old = hub.commit(REPO, "main", files);
     let cache = TempDir::new("parallel-salvage");
-    pull_and_pause(&hub, cache.path(), BIG / 2);
+    pause_parallel_pull(&hub, cache.path(), BIG / 2);
     let ranges = sidecar_ranges(cache.path()).expect("sidecar");
     let done = recorded_bytes(&ranges);
     let on_disk = fs::metadata(snapshot(cache.path(), &old).join(format!("{BIG_PATH}.partial")))
@@ -554,7 +547,7 @@ fn auto_connections_complete_uncapped_and_resume_a_holey_partial() {
     let (files, weights) = model(14);
     let sha = hub.commit(REPO, "main", files);
     let cache = TempDir::new("parallel-auto-resume");
-    pull_and_pause(&hub, cache.path(), BIG / 3);
+    pause_parallel_pull(&hub, cache.path(), BIG / 3);
     let done = recorded_bytes(&sidecar_ranges(cache.path()).expect("sidecar"));
     let o = parallel_options(&hub, cache.path(), lemon_pull::AUTO_CONNECTIONS);
     lemon_pull::pull(&o, &mut Silent).expect("resume");

@@ -5,8 +5,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::common::{Seen, TempDir, folders, options, pull_recording, tree};
-use lemon_pull::{Component, Event, Flow, PullOptions};
+use crate::common::{Seen, TempDir, folders, options, pull_and_pause, pull_recording, tree};
+use lemon_pull::{Component, Event, Flow};
 use lemon_pull::{Silent, Source};
 use mock_hub::{MockFile, MockHub, pseudo_random_bytes};
 
@@ -15,17 +15,6 @@ const MB: usize = 1 << 20;
 
 fn snapshots(cache: &Path) -> PathBuf {
     cache.join("models--org--model/snapshots")
-}
-
-/// Pulls until `path` has more than `at` bytes, then cancels, like a user pausing lemonade.
-fn pull_and_pause(o: &PullOptions, path: &str, at: u64) {
-    let r = lemon_pull::pull(o, &mut |ev: &Event<'_>| match ev {
-        Event::Progress {
-            file, file_done, ..
-        } if file.path == path && *file_done > at => Flow::Cancel,
-        _ => Flow::Continue,
-    });
-    assert!(matches!(r, Err(lemon_pull::Error::Cancelled)), "{r:?}");
 }
 
 fn settle_and_reset(hub: &MockHub) {
