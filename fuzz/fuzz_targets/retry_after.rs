@@ -8,6 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use lemon_pull::fuzzing::retry_after;
 use libfuzzer_sys::fuzz_target;
+use mock_hub::civil_from_days;
 
 /// 10000-01-01T00:00:00Z: the first instant an IMF-fixdate (four-digit year) cannot spell.
 const YEAR_10000: u64 = 253_402_300_800;
@@ -48,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// `Sun, 06 Nov 1994 08:49:37 GMT` for `secs` since the epoch (Howard Hinnant's civil_from_days).
+/// `Sun, 06 Nov 1994 08:49:37 GMT` for `secs` since the epoch.
 fn imf_fixdate(secs: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
@@ -56,15 +57,7 @@ fn imf_fixdate(secs: u64) -> String {
     ];
     let days = secs / 86_400;
     let rem = secs % 86_400;
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = civil_from_days(days as i64);
     format!(
         "{}, {day:02} {} {year:04} {:02}:{:02}:{:02} GMT",
         DAYS[(days % 7) as usize],
