@@ -13,12 +13,14 @@
 #      within what two cores can hash, below 60% of the uncapped single stream);
 #   2. uncapped: --connections 8 >= 0.95 x --connections 1;
 #   3. single stream >= 0.95 x curl (sha256 verified);
-#   4. --connections auto: what it settles on under a per-connection cap and uncapped;
+#   4. --connections auto: what it settles on under a per-connection cap and uncapped (uncapped on
+#      a second file 3 x SIZE_MIB large, served by a second hub, beside --connections 1 on it: at
+#      the uncapped rate a SIZE_MIB file ends before the search has measured its first doubling);
 #   5. peak RSS <= 32 MiB at 16 connections; threads <= connections + 2.
 # aria2c runs beside resume-pull (same file, same caps) when it is installed or installable.
 # CPU use (% of one core) is printed with each figure; on a machine with few cores the client,
 # the CDN and whatever else runs compete for them: the load is printed before and after.
-# Needs about 3 x SIZE_MIB of free space in /dev/shm; takes about 6 minutes at the defaults.
+# Needs about 8 x SIZE_MIB of free space in /dev/shm; takes about 7 minutes at the defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -87,6 +89,16 @@ pids+=($!)
 for _ in $(seq 1 600); do grep -q listening "$work/hub.log" && break; sleep 0.1; done
 endpoint=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/hub.log" | head -n 1)
 [ -n "$endpoint" ] || { cat "$work/hub.log"; exit 1; }
+# Target 4 uncapped: a file long enough for the auto search to judge its steps at full speed.
+mkdir -p "$work/large"
+head -c $((3 * SIZE_MIB << 20)) /dev/urandom >"$work/large/model.gguf"
+ln "$work/large/model.gguf" "$work/nginx/cdn/$(sha256sum "$work/large/model.gguf" | cut -d' ' -f1)"
+./target/release/mock-hub --repo bench/model --cdn-base "http://localhost:$nginx_port" \
+  "$work/large" >"$work/hub-large.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 600); do grep -q listening "$work/hub-large.log" && break; sleep 0.1; done
+large_endpoint=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/hub-large.log" | head -n 1)
+[ -n "$large_endpoint" ] || { cat "$work/hub-large.log"; exit 1; }
 # The CDN's host name (localhost) differs from the hub's (127.0.0.1), as the Hub's does.
 cdn() { curl -sf -X POST "$endpoint/admin/cdn?base=http://localhost:$1" >/dev/null; }
 bytes=$((SIZE_MIB << 20))
@@ -116,10 +128,11 @@ measure() {
   read -r wall cpu rss threads rc < <(python3 "$work/measure.py" "$work/out.json" "$@")
   [ "$rc" = 0 ] || { echo "failed ($rc): $*" >&2; exit 1; }
 }
-# resume-pull into a fresh cache; also sets $conns, what the result says it used.
+# resume-pull into a fresh cache from $from (default: the hub of the SIZE_MIB file); also sets
+# $conns, what the result says it used.
 pull() {
   rm -rf "$work/cache"
-  measure ./target/release/resume-pull --json --token "" --endpoint "$endpoint" --cache-dir "$work/cache" "$@" bench/model
+  measure ./target/release/resume-pull --json --token "" --endpoint "${from:-$endpoint}" --cache-dir "$work/cache" "$@" bench/model
   conns=$(tail -n 1 "$work/out.json" | python3 -c 'import json, sys; print(json.load(sys.stdin)["connections"])')
 }
 # aria2c with N connections from the CDN port given (no hash check: it does not verify).
@@ -207,14 +220,18 @@ for round in $(seq 1 "$ROUNDS"); do
   ct+=("$wall") cc+=("$conns")
 done
 cdn "$nginx_port"
-ut=() uc=()
+ut=() uc=() lt=()
 for round in $(seq 1 "$ROUNDS"); do
-  pull --connections auto
+  from=$large_endpoint pull --connections auto
   ut+=("$wall") uc+=("$conns")
+  from=$large_endpoint pull --connections 1
+  lt+=("$wall")
 done
-printf '4. auto: cap %d MB/s per connection: settled on %s connections (rounds: %s), %.1f MB/s; uncapped: settled on %s (rounds: %s), %.0f MB/s = %.2f x 1 connection\n' \
+large=$((3 * bytes))
+printf '4. auto: cap %d MB/s per connection: settled on %s connections (rounds: %s), %.1f MB/s; uncapped (%d MiB file): settled on %s (rounds: %s), %.0f MB/s = %.2f x 1 connection on that file (%.0f MB/s)\n' \
   $((AUTO_CAP / 1000000)) "$(med "${cc[@]}")" "${cc[*]}" "$(mbs "$(med "${ct[@]}")")" \
-  "$(med "${uc[@]}")" "${uc[*]}" "$(mbs "$(med "${ut[@]}")")" "$(calc "$m1 / $(med "${ut[@]}")")"
+  $((3 * SIZE_MIB)) "$(med "${uc[@]}")" "${uc[*]}" "$(calc "$large / $(med "${ut[@]}") / 1000000")" \
+  "$(calc "$(med "${lt[@]}") / $(med "${ut[@]}")")" "$(calc "$large / $(med "${lt[@]}") / 1000000")"
 
 # ---- 5: memory and threads ---------------------------------------------------------------------
 # The CLI has one thread of its own beside the pull's (its signal handler), counted here.

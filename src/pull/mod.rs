@@ -60,8 +60,8 @@ pub struct PullOutcome {
     /// could not be reached and a complete snapshot of the revision was cached.
     pub from_cache: bool,
     /// The most ranged connections a file was fetched with in this call, as its transfer ended
-    /// (with [`AUTO_CONNECTIONS`](crate::AUTO_CONNECTIONS): what the search settled on); 0 when
-    /// nothing was downloaded.
+    /// (with [`AUTO_CONNECTIONS`](crate::AUTO_CONNECTIONS): what the search settled on; a step
+    /// the file ended before it was measured does not count); 0 when nothing was downloaded.
     pub connections: u32,
 }
 

@@ -52,8 +52,9 @@
 //!   piece to be released or split.
 //! - **Auto** ([`crate::transfer::ramp`]). With `connections` = auto the pass starts with one
 //!   worker and doubles them while each step raises the rate by 10% or more (up to
-//!   [`crate::options::AUTO_MAX_CONNECTIONS`]); a step that did not is undone: its workers stop at
-//!   their next read, release their pieces where they stopped and end.
+//!   [`crate::options::AUTO_MAX_CONNECTIONS`]; a gain under 50% must hold over a second window);
+//!   a step that did not is undone: its workers stop at their next read, release their pieces
+//!   where they stopped and end.
 //! - **Failures.** A transient failure releases the piece (anyone may continue it from its `next`),
 //!   and the worker backs off with its own retry budget (reset whenever a request made real
 //!   progress, not by one cut short after a few KiB: see [`crate::net::retry::Received`]; the wait
@@ -318,7 +319,8 @@ impl Crew {
         }
     }
 
-    /// The connections the pass uses now: for auto, what the search settled on (or reached).
+    /// The connections the pass uses now: for auto, what the search settled on (or, when the
+    /// file ended first, the most connections a judged step showed to pay).
     fn settled(&self) -> u32 {
         let n = self.ramp.as_ref().map_or(self.started, Ramp::connections);
         n.min(self.started).max(1) as u32
