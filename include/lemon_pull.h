@@ -586,15 +586,15 @@ typedef struct lemon_pull_options {
    */
   uint32_t flags;
   /**
-   * Ranged connections per file: 1 (the default) fetches each file over one connection; with
-   * more, a file of at least 16 MiB is fetched in pieces by up to this many connections at
-   * once (at most 64; larger values are capped). 0 = auto: each such file starts with one
-   * connection and doubles them while that raises the rate by 10% or more, up to 16 (on a link
-   * one connection fills it stays at one; under a per-connection cap it grows). The
+   * Ranged connections per file. 0 (what init sets, and what a caller whose `struct_size` ends
+   * before this field gets) = auto: each file of at least 16 MiB starts with one connection
+   * and doubles them while that raises the rate by 10% or more, up to 16 (on a link one
+   * connection fills it stays at one; under a per-connection cap, as CDNs apply, it grows).
+   * 1 fetches each file over one connection; more fetches a file of at least 16 MiB in pieces
+   * by up to this many connections at once (at most 64; larger values are capped). The
    * connections run on threads that end before `lemon_resume_pull` returns: at most this many
    * (16 for auto) plus the calling thread and one more. A partial written by several
    * connections has holes and is resumed only by this library: keep the `.partial` for it.
-   * Added after the first version: read only when `struct_size` covers it.
    */
   uint32_t connections;
   /**

@@ -59,7 +59,7 @@ struct Request {
     bool keep_unchanged_snapshot = false;
     // An unreachable hub answers from a complete cached snapshot instead of failing.
     bool cache_fallback = true;
-    std::uint32_t connections = 1;          // per file; 0 = auto (grows while it pays)
+    std::uint32_t connections = 0;          // per file; 0 = auto (the C default), 1 = one stream
     std::uint64_t max_bytes_per_sec = 0;    // 0 = unlimited
     // Polled on every library event (at least every 250 ms): lemonade's SIGINT flag
     // (utils::g_download_cancelled). May be null.

@@ -191,15 +191,15 @@ pub struct lemon_pull_options {
     pub api_timeout_ms: u32,
     /// `lemon_pull_flag` bits; 0 = none.
     pub flags: u32,
-    /// Ranged connections per file: 1 (the default) fetches each file over one connection; with
-    /// more, a file of at least 16 MiB is fetched in pieces by up to this many connections at
-    /// once (at most 64; larger values are capped). 0 = auto: each such file starts with one
-    /// connection and doubles them while that raises the rate by 10% or more, up to 16 (on a link
-    /// one connection fills it stays at one; under a per-connection cap it grows). The
+    /// Ranged connections per file. 0 (what init sets, and what a caller whose `struct_size` ends
+    /// before this field gets) = auto: each file of at least 16 MiB starts with one connection
+    /// and doubles them while that raises the rate by 10% or more, up to 16 (on a link one
+    /// connection fills it stays at one; under a per-connection cap, as CDNs apply, it grows).
+    /// 1 fetches each file over one connection; more fetches a file of at least 16 MiB in pieces
+    /// by up to this many connections at once (at most 64; larger values are capped). The
     /// connections run on threads that end before `lemon_resume_pull` returns: at most this many
     /// (16 for auto) plus the calling thread and one more. A partial written by several
     /// connections has holes and is resumed only by this library: keep the `.partial` for it.
-    /// Added after the first version: read only when `struct_size` covers it.
     pub connections: u32,
     /// Bandwidth cap over all connections of the pull, in bytes per second (lemonade's tray
     /// setting); 0 = unlimited. Added after the first version, like the fields below: read only
@@ -283,7 +283,7 @@ impl lemon_pull_options {
             stall_timeout_ms: 0,
             api_timeout_ms: millis(DEFAULT_API_TIMEOUT),
             flags: 0,
-            connections: 1,
+            connections: 0,
             max_bytes_per_sec: 0,
             ca_bundle: ptr::null(),
             commit: ptr::null(),

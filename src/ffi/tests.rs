@@ -303,14 +303,14 @@ fn fields_past_struct_size_are_never_read() {
 #[test]
 fn connections_is_read_only_within_struct_size_and_capped() {
     let mut o = init_options();
-    assert_eq!(o.connections, 1);
+    assert_eq!(o.connections, 0, "auto by default");
     o.repo_id = c"org/name".as_ptr();
     o.connections = 8;
     // A caller built against the header before `connections` existed.
     o.struct_size = offset_of!(lemon_pull_options, connections) as u32;
     // SAFETY: `o` is a full struct, readable past the declared size.
     let read = unsafe { read_options(&o) }.expect("valid");
-    assert_eq!(read.connections, 1, "past struct_size: the default");
+    assert_eq!(read.connections, 0, "past struct_size: the default");
     o.struct_size = size_of::<lemon_pull_options>() as u32;
     for (given, used) in [
         (8, 8),
