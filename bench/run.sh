@@ -22,9 +22,10 @@
 # CPU use (resume-pull's and the CDN's, in % of one core) is printed with each figure: on a
 # machine with few cores the client, the mock hub and curl compete for them. Needs about
 # 7 x SIZE_MIB of free space in /dev/shm; takes about 3.5 minutes at the defaults, plus
-# bench/parallel.sh's 6.
+# bench/parallel.sh's 9.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 SIZE_MIB=${1:-1024}
 ROUNDS=${2:-3}
@@ -54,7 +55,6 @@ mkdir -p "$work/repo"
 for f in model.gguf part-2.gguf part-3.gguf; do
   head -c $((SIZE_MIB << 20)) /dev/urandom >"$work/repo/$f"
 done
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # nginx serves each file as /cdn/<sha256> (a hardlink), as fast as it can; bench/conn_cap.py in
 # front of it caps each connection at CONN_CAP (target 5). Its host name (localhost) differs from
 # the hub's (127.0.0.1), as the Hub's CDN does.
@@ -65,25 +65,7 @@ if command -v nginx >/dev/null && command -v python3 >/dev/null && [ -z "${BENCH
     ln "$f" "$work/nginx/cdn/$(sha256sum "$f" | cut -d' ' -f1)"
   done
   fast_port=$(free_port) capped_port=$(free_port)
-  cat >"$work/nginx/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 256; }
-http {
-  access_log off;
-  sendfile on;
-  default_type application/octet-stream;
-  client_body_temp_path $work/nginx/tmp;
-  server { listen localhost:$fast_port; root $work/nginx; }
-}
-EOF
-  nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>>"$work/nginx/error.log" &
-  nginx_pid=$!
-  for _ in $(seq 1 50); do curl -s -o /dev/null "http://localhost:$fast_port/" && break; sleep 0.1; done
-  if kill -0 "$nginx_pid" 2>/dev/null; then
+  if start_nginx "$work" "$fast_port"; then
     python3 bench/conn_cap.py "$fast_port" "$capped_port=$CONN_CAP" >"$work/conn_cap.log" 2>&1 &
     proxy_pid=$!
     for _ in $(seq 1 50); do grep -q ready "$work/conn_cap.log" && break; sleep 0.1; done
@@ -103,9 +85,7 @@ api="$endpoint/api/models/bench/model/revision/main?blobs=true"
 bytes=$((SIZE_MIB << 20))
 ticks=$(getconf CLK_TCK)
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 now() { date +%s.%N; }
-calc() { echo "$1" | bc -l; }
 # CPU seconds the CDN (nginx or the mock hub) has used so far.
 cdn_cpu() { awk -v t="$ticks" '{print ($14 + $15) / t}' "/proc/${nginx_pid:-$hub_pid}/stat"; }
 # Runs resume-pull with the given arguments against the bench repo; sets $wall, $cpu (% of one
