@@ -68,22 +68,24 @@ done
 python3 bench/conn_cap.py "$nginx_port" "${pairs[@]}" >"$work/proxy.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 50); do grep -q ready "$work/proxy.log" && break; sleep 0.1; done
-./target/release/mock-hub --repo bench/model --cdn-base "http://localhost:$nginx_port" \
-  "$work/repo" >"$work/hub.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 600); do grep -q listening "$work/hub.log" && break; sleep 0.1; done
-endpoint=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/hub.log" | head -n 1)
-[ -n "$endpoint" ] || { cat "$work/hub.log"; exit 1; }
+# Starts a mock hub serving the folder $work/$1 as bench/model, its signed redirects to nginx;
+# sets $hub to its endpoint.
+start_hub() {
+  ./target/release/mock-hub --repo bench/model --cdn-base "http://localhost:$nginx_port" \
+    "$work/$1" >"$work/$1.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 600); do grep -q listening "$work/$1.log" && break; sleep 0.1; done
+  hub=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/$1.log" | head -n 1)
+  [ -n "$hub" ] || { cat "$work/$1.log"; exit 1; }
+}
+start_hub repo
+endpoint=$hub
 # Target 4 uncapped: a file long enough for the auto search to judge its steps at full speed.
 mkdir -p "$work/large"
 head -c $((3 * SIZE_MIB << 20)) /dev/urandom >"$work/large/model.gguf"
 ln "$work/large/model.gguf" "$work/nginx/cdn/$(sha256sum "$work/large/model.gguf" | cut -d' ' -f1)"
-./target/release/mock-hub --repo bench/model --cdn-base "http://localhost:$nginx_port" \
-  "$work/large" >"$work/hub-large.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 600); do grep -q listening "$work/hub-large.log" && break; sleep 0.1; done
-large_endpoint=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/hub-large.log" | head -n 1)
-[ -n "$large_endpoint" ] || { cat "$work/hub-large.log"; exit 1; }
+start_hub large
+large_endpoint=$hub
 # The CDN's host name (localhost) differs from the hub's (127.0.0.1), as the Hub's does.
 cdn() { curl -sf -X POST "$endpoint/admin/cdn?base=http://localhost:$1" >/dev/null; }
 bytes=$((SIZE_MIB << 20))
