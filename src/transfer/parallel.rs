@@ -14,10 +14,10 @@
 //!   with the lowest offset, cut to the size of one request, and asks for it with one
 //!   `Range: bytes=next-(end-1)` request. Lowest first keeps the bytes close to one contiguous
 //!   prefix, which the hash needs. Requests are sized so that all connections' requests together
-//!   fit the hash's window (below) and the hash can take every byte from the connections'
-//!   buffers; they are longer only where the round trip is long next to a connection's share of the rate
-//!   (16 round trips' worth: the set-up then costs a sixteenth of the connection's time), and at
-//!   most 16 MiB. Only a `206` whose `Content-Range` is exactly that range is accepted; a `200`
+//!   fit the hash's window (below) and the hash can take most bytes from the connections'
+//!   buffers; they are longer only where the round trip is long next to a connection's share of
+//!   the rate (16 round trips' worth: the set-up then costs a sixteenth of the connection's
+//!   time), and at most 16 MiB. Only a `206` whose `Content-Range` is exactly that range is accepted; a `200`
 //!   means the server ignores ranges (see *Fallback*).
 //! - **Write** ([`crate::transfer::worker`]). Each read is reserved in the table (clamped to the
 //!   piece's current end), so no two workers ever write the same byte; reads collect in the

@@ -243,7 +243,10 @@ impl Table {
         let fitting = self.fitting_piece();
         let secs = now.saturating_duration_since(self.began).as_secs_f64();
         let written = self.done.total().saturating_sub(self.began_with);
-        let (Some(round_trip), true) = (self.round_trip, written >= PIECE_MIN && secs > 0.0) else {
+        let Some(round_trip) = self
+            .round_trip
+            .filter(|_| written >= PIECE_MIN && secs > 0.0)
+        else {
             return fitting;
         };
         let share = written as f64 / secs / self.connections as f64;
@@ -253,8 +256,9 @@ impl Table {
 
     /// The longest piece such that the pieces of all connections, handed out in order, fit in
     /// the hash's window (in whole buffers, at least [`PIECE_MIN`]). Requests of this size keep
-    /// every connection's bytes close enough to the hash's position that it takes them from the
-    /// connections' buffers: on a link with short round trips no byte is read back from disk.
+    /// every connection's bytes close enough to the hash's position that it takes most of them
+    /// from the connections' buffers (on a local link at 8 connections, 44–180 MiB of a 1 GiB file
+    /// were still read back from disk, against 733–1008 MiB with 16 MiB requests).
     /// Where round trips are long next to a connection's share of the rate, requests must be
     /// longer ([`Table::piece_size`]) and their bytes are read back: that costs CPU, but at the
     /// rates such links give one connection, little of it.

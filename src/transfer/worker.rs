@@ -173,7 +173,7 @@ pub(super) fn work(sh: &Shared<'_>, me: usize, tx: &Sender<Msg>) -> Result<(), S
         buf: vec![0u8; BUF_SIZE],
         signed: None,
         got: Received::default(),
-        direct: 0,
+        reached_cdn: false,
     };
     let mut retrier = Retrier::new(sh.retry);
     loop {
@@ -236,8 +236,9 @@ struct Connection<'w, 's> {
     signed: Option<String>,
     /// What the current request received, which decides whether its failure spends the budget.
     got: Received,
-    /// Requests this connection sent straight to the CDN.
-    direct: u32,
+    /// Whether this connection sent a request straight to the CDN before (its connection to the
+    /// CDN is open then).
+    reached_cdn: bool,
 }
 
 impl Connection<'_, '_> {
@@ -254,7 +255,7 @@ impl Connection<'_, '_> {
         // connections), nor this connection's first one to the CDN (it may have opened the
         // connection: a TCP and TLS handshake).
         let direct = self.signed.is_some();
-        let measure = direct && self.direct > 0;
+        let measure = direct && self.reached_cdn;
         let asked = Instant::now();
         let resp = self.open_range(from, to)?;
         let answered = Instant::now();
@@ -274,7 +275,7 @@ impl Connection<'_, '_> {
         if measure {
             self.sh.table().learn_round_trip(answered - asked);
         }
-        self.direct += u32::from(direct);
+        self.reached_cdn |= direct;
         if at == to {
             // The body is complete; a last read sees its end, which returns the connection to
             // the pool for the next piece (it costs no I/O).
